@@ -1,0 +1,126 @@
+"""The `omnidrill` command: thin; parses, calls the modules, prints, picks the exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from omnidrill import __version__, secrets
+from omnidrill.errors import ExitCode, OmnidrillError
+
+app = typer.Typer(
+    name="omnidrill",
+    help=(
+        "Drills, load and rate-limit checks, monitors and reports for OmniHub: "
+        "prove it fails closed, stays observable and comes back."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+VarOption = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"omnidrill {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    """omnidrill: chaos drills, load checks and monitors as code, judged against CONTRACT.md."""
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="files or folders; default: every standard folder", show_default=False),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="profile (path or name) for templates")
+    ] = None,
+    var: VarOption = None,
+) -> None:
+    """Check YAML files of every kind; print one line per problem (exit 2 when any)."""
+    from omnidrill.cliutil import load_profile, parse_vars
+    from omnidrill.profile import development_profile, template_variables
+    from omnidrill.spec.kinds import kind_from_folder
+    from omnidrill.spec.loader import discover, validate_paths
+
+    variables = parse_vars(var or [])
+    profile = load_profile(target, variables) if target else development_profile()
+    context = template_variables(profile, variables)
+    files = list(paths) if paths else discover(Path.cwd())
+
+    def variables_for(path: Path) -> dict:
+        kind = kind_from_folder(path)
+        return variables if kind is not None and kind.name == "target" else context
+
+    loaded, problems = validate_paths(files, variables_for)
+    for p in problems:
+        err_console.print(p.format(), markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        bad_files = len({p.file for p in problems})
+        err_console.print(f"[red]{len(problems)} problem(s) in {bad_files} file(s)[/red]")
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    console.print(f"[green]{len(loaded)} file(s) valid[/green]")
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(help="target, drill, scenario, monitor, dashboard, ...")],
+) -> None:
+    """Print the JSON Schema of a YAML kind (for yaml-language-server and other editors)."""
+    from omnidrill.spec.schema import schema_text
+
+    sys.stdout.write(schema_text(kind))
+
+
+# --- commands registered by each area ---
+
+
+def main() -> None:
+    """Entry point: run the app and turn omnidrill errors into a message and an exit code."""
+    try:
+        rc = app(standalone_mode=False)
+    except OmnidrillError as exc:
+        err_console.print(
+            f"[red]error:[/red] {escape(secrets.scrub(str(exc)))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(int(exc.exit_code))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(int(ExitCode.ABORTED))
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.ABORTED))
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(int(ExitCode.BAD_INPUT))
+        raise
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Loading, validating and exporting the schemas of every YAML kind."""

@@ -1,0 +1,79 @@
+"""Shared fixtures: a Postgres database and a Redis key prefix of this test session's own."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_ADMIN_DSN = os.environ.get("OMNIDRILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("OMNIDRILL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+SESSION_TAG = f"od{os.getpid()}{uuid.uuid4().hex[:6]}"
+
+
+def _unavailable(what: str, why: object) -> None:
+    """Outside CI a missing service skips with a reason; under CI it fails the test."""
+    msg = f"{what} is not reachable ({why}); start it as DEVELOPERS.md / .ci/run do"
+    if IN_CI:
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of a fresh database for this test session, dropped at the end."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # any connect failure means "not there"
+        _unavailable("PostgreSQL", exc)
+        raise  # unreachable: _unavailable raised
+    dbname = f"omnidrill_{SESSION_TAG}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    try:
+        yield f"{base}/{dbname}"
+    finally:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+        )
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the test Redis, checked to answer PING."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this session's own; its keys are deleted at the end."""
+    import redis
+
+    prefix = f"{SESSION_TAG}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
