@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -77,3 +78,11 @@ def port_is_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _locust_stays_out_of_this_process() -> Iterator[None]:
+    """Locust monkey-patches with gevent; it must only ever run in child processes."""
+    yield
+    leaked = [m for m in ("locust", "gevent.monkey") if m in sys.modules]
+    assert not leaked, f"imported into the pytest process: {leaked}; run Locust as a child process"
