@@ -1,0 +1,239 @@
+"""Metrics and errors of CONTRACT section 7: JSON log lines always, Datadog and Sentry on request.
+
+Datadog is only used when a DatadogSink is given (``omnidrill up --datadog``) and Sentry only
+with a DSN (``--sentry-dsn``), so a demo never writes into a real account by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import IO, Any
+
+from omnidrill import secrets
+
+Tags = Iterable[str]
+
+
+class Telemetry:
+    """Where the functions report: one JSON line per metric point and per error."""
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        datadog: DatadogSink | None = None,
+        sentry: bool = False,
+        instance: str = "",
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._lock = threading.Lock()
+        self._datadog = datadog
+        self._sentry = sentry
+        self._instance = instance
+
+    def _emit(self, line: dict[str, Any]) -> None:
+        if self._instance:
+            line["instance"] = self._instance
+        text = secrets.scrub(json.dumps(line, separators=(",", ":"), default=str))
+        with self._lock:
+            try:
+                self._stream.write(text + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed log must never fail a request
+
+    def metric(self, kind: str, name: str, value: float, tags: Tags = ()) -> None:
+        tag_list = sorted(tags)
+        self._emit({"ts": round(time.time(), 3), kind: name, "value": value, "tags": tag_list})
+        if self._datadog is not None:
+            self._datadog.add(kind, name, value, tag_list)
+
+    def count(self, name: str, value: float = 1, tags: Tags = ()) -> None:
+        self.metric("count", name, value, tags)
+
+    def gauge(self, name: str, value: float, tags: Tags = ()) -> None:
+        self.metric("gauge", name, value, tags)
+
+    def distribution(self, name: str, value: float, tags: Tags = ()) -> None:
+        self.metric("distribution", name, value, tags)
+
+    def error(
+        self,
+        message: str,
+        trace_id: str,
+        code: str,
+        exc: BaseException | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """One log line, and a Sentry event tagged with the trace id when Sentry is on."""
+        line: dict[str, Any] = {
+            "ts": round(time.time(), 3),
+            "error": message,
+            "code": code,
+            "trace_id": trace_id,
+        }
+        if exc is not None:
+            line["exception"] = f"{type(exc).__name__}: {exc}"
+        self._emit(line)
+        if self._sentry:
+            import sentry_sdk
+
+            with sentry_sdk.new_scope() as scope:
+                scope.set_tag("trace_id", trace_id)
+                scope.set_tag("code", code)
+                for k, v in (tags or {}).items():
+                    scope.set_tag(k, v)
+                if exc is not None:
+                    sentry_sdk.capture_exception(exc)
+                else:
+                    sentry_sdk.capture_message(f"{code}: {message}", level="error")
+
+    def close(self) -> None:
+        if self._datadog is not None:
+            self._datadog.close()
+        if self._sentry:
+            import sentry_sdk
+
+            sentry_sdk.flush(timeout=2)
+
+
+def scrub_event(event: dict[str, Any], hint: Any = None) -> dict[str, Any]:
+    """Sentry before_send: every secret and credential-looking text leaves as ***."""
+    return secrets.scrub_obj(event)
+
+
+def init_sentry(dsn: str, environment: str = "omnidrill-local", transport: Any = None) -> None:
+    """Turn Sentry on for this process; the DSN is registered as a secret first."""
+    import sentry_sdk
+
+    secrets.register(dsn)
+    kwargs: dict[str, Any] = {}
+    if transport is not None:
+        kwargs["transport"] = transport
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        before_send=scrub_event,
+        send_default_pii=False,
+        include_local_variables=False,
+        default_integrations=False,
+        **kwargs,
+    )
+
+
+class DatadogSink:
+    """Buffers points and submits them through datadog-api-client every `interval_s`."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        site: str | None = None,
+        host: str | None = None,
+        interval_s: float = 10.0,
+        base_tags: Tags = ("service:omnihub-local",),
+    ) -> None:
+        from datadog_api_client import Configuration
+
+        cfg = Configuration()  # reads DD_API_KEY and DD_SITE
+        if api_key:
+            cfg.api_key["apiKeyAuth"] = api_key
+        if site:
+            cfg.server_variables["site"] = site
+        if host:
+            cfg.host = host
+        if not cfg.api_key.get("apiKeyAuth"):
+            from omnidrill.errors import UsageError
+
+            raise UsageError("--datadog needs DD_API_KEY in the environment")
+        secrets.register(cfg.api_key["apiKeyAuth"])
+        self._cfg = cfg
+        self._base_tags = list(base_tags)
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._gauges: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._dists: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+        self._stop = threading.Event()
+        self._interval = interval_s
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._loop, name="datadog-sink", daemon=True)
+        self._thread.start()
+
+    def add(self, kind: str, name: str, value: float, tags: list[str]) -> None:
+        key = (name, tuple(tags))
+        with self._lock:
+            if kind == "count":
+                self._counts[key] = self._counts.get(key, 0) + value
+            elif kind == "gauge":
+                self._gauges[key] = value
+            else:
+                self._dists.setdefault(key, []).append(value)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Submit what is buffered; a failure is kept in `errors`, never raised into requests."""
+        from datadog_api_client import ApiClient
+        from datadog_api_client.v1.api.metrics_api import MetricsApi as MetricsV1
+        from datadog_api_client.v1.model.distribution_point import DistributionPoint
+        from datadog_api_client.v1.model.distribution_points_payload import (
+            DistributionPointsPayload,
+        )
+        from datadog_api_client.v1.model.distribution_points_series import (
+            DistributionPointsSeries,
+        )
+        from datadog_api_client.v2.api.metrics_api import MetricsApi
+        from datadog_api_client.v2.model.metric_intake_type import MetricIntakeType
+        from datadog_api_client.v2.model.metric_payload import MetricPayload
+        from datadog_api_client.v2.model.metric_point import MetricPoint
+        from datadog_api_client.v2.model.metric_series import MetricSeries
+
+        with self._lock:
+            counts, gauges, dists = self._counts, self._gauges, self._dists
+            self._counts, self._gauges, self._dists = {}, {}, {}
+        now = int(time.time())
+        series = [
+            MetricSeries(
+                metric=name,
+                type=MetricIntakeType.COUNT,
+                points=[MetricPoint(timestamp=now, value=float(v))],
+                tags=[*self._base_tags, *tags],
+            )
+            for (name, tags), v in counts.items()
+        ] + [
+            MetricSeries(
+                metric=name,
+                type=MetricIntakeType.GAUGE,
+                points=[MetricPoint(timestamp=now, value=float(v))],
+                tags=[*self._base_tags, *tags],
+            )
+            for (name, tags), v in gauges.items()
+        ]
+        try:
+            with ApiClient(self._cfg) as api:
+                if series:
+                    MetricsApi(api).submit_metrics(body=MetricPayload(series=series))
+                if dists:
+                    MetricsV1(api).submit_distribution_points(
+                        body=DistributionPointsPayload(
+                            series=[
+                                DistributionPointsSeries(
+                                    metric=name,
+                                    points=[DistributionPoint([float(now), [float(x) for x in v]])],
+                                    tags=[*self._base_tags, *tags],
+                                )
+                                for (name, tags), v in dists.items()
+                            ]
+                        )
+                    )
+        except Exception as exc:  # the SaaS being down must not take the target down
+            self.errors.append(secrets.scrub(f"{type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
