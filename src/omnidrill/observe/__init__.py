@@ -1,0 +1,1 @@
+"""Datadog monitors, SLOs and dashboards as code; drill results into Datadog and Sentry."""
