@@ -1,0 +1,1 @@
+"""Notifications of a run's result (Slack incoming webhooks)."""
