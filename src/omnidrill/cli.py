@@ -94,6 +94,9 @@ def schema(
 
 
 # --- commands registered by each area ---
+from omnidrill.target.cli import up as target_up  # noqa: E402
+
+app.command("up")(target_up)
 
 
 def main() -> None:

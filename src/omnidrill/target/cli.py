@@ -1,0 +1,220 @@
+"""`omnidrill up`: start the reference OmniHub stack and write its target profile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from omnidrill.target.config import RATE_ALGORITHMS
+from omnidrill.target.stack import RunningStack, StackOptions, run_stack
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def _env_int(name: str) -> int | None:
+    value = _env(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"environment variable {name} must be an integer") from None
+
+
+def _env_float(name: str) -> float | None:
+    value = _env(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"environment variable {name} must be a number") from None
+
+
+def up(
+    profile_out: Annotated[
+        Path, typer.Option("--profile-out", help="where to write the target profile")
+    ] = Path("targets/local.yaml"),
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="folder for the SQLite file and logs (default .omnidrill/)"),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address every part listens on")] = (
+        "127.0.0.1"
+    ),
+    base_port: Annotated[
+        int,
+        typer.Option("--base-port", help="first port of the stack's block; 0: OS-chosen ports"),
+    ] = 54321,
+    instances: Annotated[
+        int, typer.Option("--instances", help="function instances sharing limiter and store")
+    ] = 1,
+    postgres: Annotated[
+        str | None,
+        typer.Option("--postgres", help="Postgres DSN for the control tables [env DATABASE_URL]"),
+    ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option("--redis", help="Redis URL for limiter and idempotency [env REDIS_URL]"),
+    ] = None,
+    redis_prefix: Annotated[
+        str, typer.Option("--redis-prefix", help="prefix of every Redis key")
+    ] = "omnihub:",
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="drill values: 20 per 5 s, approval TTL 3 s, RPC timeout 800 ms, "
+            "controls TTL 200 ms, controls timeout 500 ms",
+        ),
+    ] = False,
+    rate_limit: Annotated[
+        int | None, typer.Option("--rate-limit", help="requests per window [env RATE_LIMIT]")
+    ] = None,
+    rate_window_s: Annotated[
+        int | None, typer.Option("--rate-window-s", help="window in seconds [env RATE_WINDOW_S]")
+    ] = None,
+    rate_algorithm: Annotated[
+        str, typer.Option("--rate-algorithm", help="fixed_window or sliding_window")
+    ] = "fixed_window",
+    approval_ttl_s: Annotated[
+        float | None,
+        typer.Option("--approval-ttl-s", help="pending approvals expire [env APPROVAL_TTL_S]"),
+    ] = None,
+    rpc_timeout_ms: Annotated[
+        int | None,
+        typer.Option("--rpc-timeout-ms", help="per provider attempt [env RPC_TIMEOUT_MS]"),
+    ] = None,
+    controls_ttl_ms: Annotated[
+        int | None,
+        typer.Option("--controls-ttl-ms", help="controls cache [env CONTROLS_TTL_MS]"),
+    ] = None,
+    controls_timeout_ms: Annotated[
+        int | None,
+        typer.Option("--controls-timeout-ms", help="one controls read [env CONTROLS_TIMEOUT_MS]"),
+    ] = None,
+    trust_forwarded_for: Annotated[
+        bool,
+        typer.Option(
+            "--trust-forwarded-for/--no-trust-forwarded-for",
+            help="count clients by X-Forwarded-For [env TRUST_FORWARDED_FOR]",
+        ),
+    ] = True,
+    datadog: Annotated[
+        bool, typer.Option("--datadog", help="send metrics to Datadog (DD_API_KEY, DD_SITE)")
+    ] = False,
+    sentry_dsn: Annotated[
+        str | None, typer.Option("--sentry-dsn", help="send errors to Sentry [env SENTRY_DSN]")
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="JSON telemetry lines (default <run-dir>/functions.jsonl; - for stderr)",
+        ),
+    ] = None,
+) -> None:
+    """Start the reference OmniHub stack (functions, control API, providers, fault proxy)."""
+    if rate_algorithm not in RATE_ALGORITHMS:
+        raise typer.BadParameter(
+            f"--rate-algorithm must be one of {', '.join(RATE_ALGORITHMS)}, got {rate_algorithm!r}"
+        )
+    env_trust = _env("TRUST_FORWARDED_FOR")
+    opts = StackOptions(
+        run_dir=run_dir or Path(".omnidrill"),
+        profile_out=profile_out,
+        host=host,
+        base_port=base_port,
+        instances=instances,
+        postgres=postgres or _env("DATABASE_URL"),
+        redis=redis or _env("REDIS_URL"),
+        redis_prefix=redis_prefix,
+        fast=fast,
+        rate_limit=rate_limit if rate_limit is not None else _env_int("RATE_LIMIT"),
+        rate_window_s=rate_window_s if rate_window_s is not None else _env_int("RATE_WINDOW_S"),
+        rate_algorithm=rate_algorithm,
+        approval_ttl_s=approval_ttl_s
+        if approval_ttl_s is not None
+        else _env_float("APPROVAL_TTL_S"),
+        rpc_timeout_ms=rpc_timeout_ms if rpc_timeout_ms is not None else _env_int("RPC_TIMEOUT_MS"),
+        controls_ttl_ms=controls_ttl_ms
+        if controls_ttl_ms is not None
+        else _env_int("CONTROLS_TTL_MS"),
+        controls_timeout_ms=controls_timeout_ms
+        if controls_timeout_ms is not None
+        else _env_int("CONTROLS_TIMEOUT_MS"),
+        anon_key=_env("ANON_KEY"),
+        service_role_key=_env("SERVICE_ROLE_KEY"),
+        trust_forwarded_for=trust_forwarded_for
+        if env_trust is None
+        else env_trust.lower() in ("1", "true", "yes", "on"),
+        datadog=datadog,
+        sentry_dsn=sentry_dsn or _env("SENTRY_DSN"),
+        log_file=log_file,
+    )
+    console = Console()
+
+    def ready(stack: RunningStack) -> None:
+        console.print(stack_table(stack))
+        console.print(
+            f"profile written to [bold]{profile_out}[/bold]; Ctrl-C stops everything",
+            highlight=False,
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_stack(opts, ready))
+    console.print("stack stopped")
+
+
+def stack_table(stack: RunningStack) -> Table:
+    """What runs where, for the terminal."""
+    table = Table(title="omnidrill reference stack", show_lines=False)
+    table.add_column("part")
+    table.add_column("where", overflow="fold")
+    table.add_column("notes", overflow="fold")
+    for i, url in enumerate(stack.instance_urls):
+        table.add_row(f"functions #{i}", f"{url}/functions/v1", "anon key in the profile")
+    opts = stack.options
+    table.add_row(
+        "control API",
+        stack.urls["control_api"],
+        "Postgres" if opts.postgres else "SQLite " + str(opts.run_dir / "control.sqlite"),
+    )
+    table.add_row("RPC primary", stack.urls["rpc_primary"], "mock provider, direct")
+    table.add_row("RPC fallback", stack.urls["rpc_fallback"], "mock provider, direct")
+    table.add_row("fault proxy API", stack.urls["toxiproxy"], "Toxiproxy-compatible")
+    for p in stack.proxies:
+        table.add_row(f"  path {p['name']}", p["listen"], f"→ {p['upstream']}")
+    lim = stack.profile["limits"]
+    table.add_row(
+        "limits",
+        f"{lim['rate_limit']} per {lim['rate_window_s']} s ({lim['rate_algorithm']})",
+        "Redis" if opts.redis else "in memory",
+    )
+    table.add_row("telemetry", stack.urls.get("telemetry_log", ""), "JSON lines")
+    return table
+
+
+def main() -> None:
+    """`python -m omnidrill.target.stack ...`: the `up` command without the rest of the CLI."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(up)
+    from omnidrill.errors import OmnidrillError
+
+    try:
+        app(standalone_mode=False)
+    except OmnidrillError as exc:
+        from omnidrill import secrets
+
+        Console(stderr=True).print(f"error: {secrets.scrub(str(exc))}", highlight=False)
+        raise SystemExit(int(exc.exit_code)) from None
