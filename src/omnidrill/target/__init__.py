@@ -1,0 +1,1 @@
+"""The reference OmniHub stack: functions, control API, stores and mock RPC providers."""
