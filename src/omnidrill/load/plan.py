@@ -23,9 +23,9 @@ class Target:
     instances: list[str]
     anon_key: str
     service_role_key: str
-    headers: dict[str, str] = field(default_factory=dict)  # profile headers + bypass headers
+    headers: dict[str, str] = field(default_factory=dict)  # the profile's extra headers
+    bypass_headers: dict[str, str] = field(default_factory=dict)  # skip the rate limit
     forwarded_for: bool = False
-    has_bypass: bool = False
     verify_tls: bool = True
     rate_limit: int = 100
     rate_window_s: float = 60.0
@@ -52,9 +52,9 @@ def as_target(profile: TargetProfile | Resolved | dict[str, Any] | Target) -> Ta
         instances=list(p.instances) or [p.base_url],
         anon_key=resolved.anon_key,
         service_role_key=resolved.service_role_key,
-        headers={**resolved.headers, **resolved.bypass_headers},
+        headers=resolved.headers,
+        bypass_headers=resolved.bypass_headers,
         forwarded_for=p.clients.forwarded_for,
-        has_bypass=bool(p.clients.bypass_headers),
         verify_tls=p.verify_tls is not False,
         rate_limit=p.limits.rate_limit,
         rate_window_s=float(p.limits.rate_window_s),
@@ -107,7 +107,11 @@ def build_plan(
         warnings.append(
             f"profile {target.name!r} does not trust X-Forwarded-For: the {scenario.clients} "
             "client identities collapse into one (this machine)"
-            + ("; bypass headers are sent" if target.has_bypass else "; the rate limit may apply")
+            + (
+                "; bypass headers are sent"
+                if target.bypass_headers
+                else "; the rate limit may apply"
+            )
         )
     plan = {
         "scenario": scenario.name,
@@ -119,7 +123,7 @@ def build_plan(
         "clients": clients,
         "timeout_s": scenario.timeout_s,
         "verify_tls": target.verify_tls,
-        "headers": target.headers,
+        "headers": {**target.headers, **target.bypass_headers},
         "keys": {"anon": target.anon_key, "service_role": target.service_role_key},
         "tasks": [task_plan(t, target) for t in scenario.tasks],
         "workers": max(workers, 1),

@@ -80,6 +80,11 @@ class ScenarioResult:
         return self.inconclusive is None and not self.failed
 
     @property
+    def outcome(self) -> str:
+        """failed wins over inconclusive: a clause that failed is a finding either way."""
+        return "failed" if self.failed else "inconclusive" if self.inconclusive else "passed"
+
+    @property
     def skipped(self) -> list[str]:
         return [f"{v.clause}: {v.summary}" for v in self.verdicts if v.status == "skipped"]
 
@@ -90,11 +95,7 @@ class ScenarioResult:
             "target": self.target,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
-            "outcome": "inconclusive"
-            if self.inconclusive
-            else "passed"
-            if self.passed
-            else "failed",
+            "outcome": self.outcome,
             "inconclusive": self.inconclusive,
             "failed": self.failed,
             "skipped": self.skipped,
@@ -107,7 +108,7 @@ class ScenarioResult:
 
     def lines(self) -> list[str]:
         """A short human summary, one line each."""
-        head = "INCONCLUSIVE" if self.inconclusive else "PASSED" if self.passed else "FAILED"
+        head = self.outcome.upper()
         out = [f"{self.type} scenario {self.name!r} against {self.target}: {head}"]
         if self.inconclusive:
             out.append(f"  {self.inconclusive}")
