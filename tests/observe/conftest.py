@@ -42,3 +42,24 @@ def project(tmp_path: Path) -> Path:
     for folder in ("monitors", "dashboards"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     return tmp_path
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `omnidrill ARGS...` in-process through the real entry point; (exit code, out, err)."""
+    import sys
+
+    from omnidrill.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["omnidrill", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run

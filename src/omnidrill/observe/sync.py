@@ -112,7 +112,13 @@ class FieldDiff:
     wanted: Any
 
     def __str__(self) -> str:
-        return f"{self.path}: {json.dumps(self.live)} -> {json.dumps(self.wanted)}"
+        return f"{self.path}: {_show(self.live)} -> {_show(self.wanted)}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # normalised to float for comparing; shown as written
+    return json.dumps(value)
 
 
 @dataclass

@@ -1,0 +1,217 @@
+"""plan / apply / prune against the local fake Datadog API, through the real SDK and CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .fake_datadog import FakeDatadog
+
+
+def _apply_all(run_cli, root: Path) -> None:
+    for what in ("monitors", "dashboards"):
+        code, _out, err = run_cli(what, "apply", "--root", str(root))
+        assert code == 0, err
+
+
+def test_apply_then_plan_shows_no_change(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    _apply_all(run_cli, project)
+    assert len(fake_dd.slos) == 2 and len(fake_dd.monitors) >= 12 and len(fake_dd.dashboards) == 5
+    # burn-rate monitors and SLO widgets name the SLO by the id Datadog gave it
+    burn = next(m for m in fake_dd.monitors.values() if "burn_rate(" in m["query"])
+    assert any(f'"{sid}"' in burn["query"] for sid in fake_dd.slos)
+    dash = next(d for d in fake_dd.dashboards.values() if d["title"].endswith("OmniHub SLOs"))
+    assert dash["widgets"][0]["definition"]["slo_id"] in fake_dd.slos
+    for what in ("monitors", "dashboards"):
+        code, out, err = run_cli(what, "plan", "--root", str(project), "--exit-code")
+        assert code == 0, out + err
+        assert "0 to create, 0 to update, 0 to delete" in out
+    writes_before = sum(m != "GET" for m, _, _ in fake_dd.requests)
+    _apply_all(run_cli, project)  # a second apply changes nothing
+    assert sum(m != "GET" for m, _, _ in fake_dd.requests) == writes_before
+
+
+def test_one_edited_threshold_is_exactly_one_field_in_the_plan(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    _apply_all(run_cli, project)
+    rpc = project / "monitors" / "rpc.yaml"
+    rpc.write_text(
+        rpc.read_text().replace("{critical: 0.25, warning: 0.1}", "{critical: 0.25, warning: 0.15}")
+    )
+    code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
+    assert code == 1
+    changed = [line for line in out.splitlines() if line.startswith(("+", "~", "-", "    "))]
+    assert changed[0].startswith("~ update monitor rpc-errors (")
+    assert changed[1:] == ["    options.thresholds.warning: 0.1 -> 0.15"]
+    code, out, _ = run_cli("monitors", "apply", "--root", str(project))
+    assert code == 0
+    code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
+    assert code == 0, out
+
+
+def test_a_change_made_in_the_ui_is_shown_and_reverted(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    _apply_all(run_cli, project)
+    mon = next(m for m in fake_dd.monitors.values() if "omnidrill-id:dlq-not-empty" in m["tags"])
+    mon["options"]["renotify_interval"] = 30  # someone edited it by hand
+    mon["name"] = "renamed by hand"
+    _code, out, _ = run_cli("monitors", "plan", "--root", str(project))
+    assert "options.renotify_interval: 30 -> null" in out
+    assert 'name: "renamed by hand" -> ' in out
+    run_cli("monitors", "apply", "--root", str(project))
+    assert mon["name"].endswith("is not empty")
+
+
+def test_prune_removes_only_managed_objects_of_the_environment(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    _apply_all(run_cli, project)
+    # someone else's monitor, and one omnidrill manages for production
+    fake_dd.create_monitor(
+        {
+            "type": "query alert",
+            "query": "avg(last_5m):avg:other{*} > 1",
+            "name": "not ours",
+            "tags": ["team:other"],
+        },
+        {},
+        {},
+    )
+    fake_dd.create_monitor(
+        {
+            "type": "query alert",
+            "query": "avg(last_5m):avg:x{*} > 1",
+            "name": "prod",
+            "tags": [
+                "managed-by:omnidrill",
+                "omnidrill-id:dlq-not-empty",
+                "omnidrill-env:production",
+            ],
+        },
+        {},
+        {},
+    )
+    queues = project / "monitors" / "queues.yaml"
+    text = queues.read_text()
+    queues.write_text(text[: text.index("  - id: dlq-not-empty")])
+    (project / "dashboards" / "approvals.yaml").unlink()
+    before = len(fake_dd.monitors)
+
+    code, out, _ = run_cli("monitors", "prune", "--root", str(project))
+    assert code == 0 and "- delete monitor dlq-not-empty" in out and "add --yes" in out
+    assert len(fake_dd.monitors) == before  # nothing deleted without --yes
+
+    code, out, _ = run_cli("monitors", "prune", "--root", str(project), "--yes")
+    assert code == 0, out
+    names = {m["name"] for m in fake_dd.monitors.values()}
+    assert len(fake_dd.monitors) == before - 1
+    assert "not ours" in names and "prod" in names
+    assert not any(
+        "omnidrill-id:dlq-not-empty" in m["tags"] and "omnidrill-env:staging" in m["tags"]
+        for m in fake_dd.monitors.values()
+    )
+    code, out, _ = run_cli("dashboards", "prune", "--root", str(project), "--yes")
+    assert code == 0 and "deleted 1 managed object(s)" in out
+    assert len(fake_dd.dashboards) == 4
+
+
+def test_missing_key_is_a_clear_error_before_any_call(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli, monkeypatch
+) -> None:
+    monkeypatch.delenv("DD_APP_KEY")
+    code, _, err = run_cli("monitors", "plan", "--root", str(project))
+    assert code == 2
+    assert "DD_APP_KEY not set" in err
+    assert fake_dd.requests == []
+
+
+def test_api_error_shows_datadogs_message_and_exits_5(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("DD_APP_KEY", "wrong-application-key")
+    code, _, err = run_cli("monitors", "plan", "--root", str(project))
+    assert code == 5
+    assert "403" in err and "Forbidden" in err
+    assert "wrong-application-key" not in err
+    monkeypatch.setenv("DD_APP_KEY", fake_dd.app_key)
+    fake_dd.fail_next(
+        400, errors=["Duplicate of an existing monitor"], path_prefix="/api/v1/monitor"
+    )
+    fake_dd.fail_next(
+        400, errors=["Duplicate of an existing monitor"], path_prefix="/api/v1/monitor"
+    )
+    code, _, err = run_cli("monitors", "apply", "--root", str(project))
+    assert code == 5 and "Duplicate of an existing monitor" in err
+
+
+def test_429_and_5xx_are_retried_with_back_off(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    fake_dd.fail_next(429, 2, headers={"X-RateLimit-Reset": "0"})
+    fake_dd.fail_next(503, 1)
+    code, _out, err = run_cli("monitors", "apply", "--root", str(project))
+    assert code == 0, err
+    assert [s for _, _, s in fake_dd.requests[:4]] == [429, 429, 503, 200]
+    fake_dd.fail_next(500, 10)
+    code, _, err = run_cli("monitors", "plan", "--root", str(project))
+    assert code == 5 and "500" in err and "fake error 500" in err
+
+
+def test_production_changes_need_confirm(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    code, _, err = run_cli("monitors", "apply", "--root", str(project), "--env", "production")
+    assert code == 2 and "--confirm production" in err
+    assert fake_dd.requests == []
+    code, _, err = run_cli(
+        "monitors",
+        "apply",
+        "--root",
+        str(project),
+        "--env",
+        "production",
+        "--confirm",
+        "production",
+    )
+    assert code == 0, err
+    assert all("omnidrill-env:production" in m["tags"] for m in fake_dd.monitors.values())
+
+
+def test_the_fake_refuses_what_datadog_refuses(fake_dd: FakeDatadog) -> None:
+    """The SDK sends what the compiler would have stopped; the fake answers as Datadog does."""
+    from datadog_api_client.v1.api.monitors_api import MonitorsApi
+    from datadog_api_client.v1.model.monitor import Monitor
+
+    from omnidrill.observe.ddclient import DatadogApiError, DatadogSettings, api_client, call
+
+    settings = DatadogSettings(fake_dd.api_key, fake_dd.app_key, fake_dd.url, backoff_s=0.01)
+    bad = [
+        ({"type": "bogus alert", "query": "avg(last_5m):avg:x{*} > 1"}, "Invalid monitor type"),
+        (
+            {
+                "type": "query alert",
+                "query": "avg(last_5m):avg:x{*} > 1",
+                "options": {"thresholds": {"critical": 2}},
+            },
+            "does not match that used in the query",
+        ),
+        (
+            {
+                "type": "query alert",
+                "query": "avg(last_5m):avg:x{*} > 1",
+                "options": {"thresholds": {"warning": 0.5}},
+            },
+            "Alert status is required",
+        ),
+    ]
+    with api_client(settings) as client:
+        for body, msg in bad:
+            try:
+                call(settings, "create", MonitorsApi(client).create_monitor, Monitor(**body))
+            except DatadogApiError as exc:
+                assert exc.status == 400 and msg in str(exc)
+            else:
+                raise AssertionError(f"accepted {body}")
