@@ -97,6 +97,13 @@ def schema(
 from omnidrill.target.cli import up as target_up  # noqa: E402
 
 app.command("up")(target_up)
+from omnidrill.observe.cli import dashboards_app, monitors_app  # noqa: E402
+
+app.add_typer(monitors_app, name="monitors")
+app.add_typer(dashboards_app, name="dashboards")
+from omnidrill.faults.cli import faultproxy  # noqa: E402
+
+app.command("faultproxy")(faultproxy)
 
 
 def main() -> None:
