@@ -100,8 +100,9 @@ class Store(ABC):
             raise bad_request(
                 "PGRST102", "Empty or invalid json", "the PATCH body sets no column", None
             )
-        prepared = self._before_update(table, prepared)
         with self._transaction() as ex:
+            # Inside the transaction, so stamped times follow the order the writes commit in.
+            prepared = self._before_update(table, prepared)
             if table is APPROVAL_QUEUE:
                 self._expire_approvals(ex)
             sql, params = update_sql(table, prepared, filters, self.dialect, ["id"])
