@@ -1,0 +1,267 @@
+"""Actions: each change registers its undo in the ledger before it is made, then is seen to work."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from omnidrill.chaos.controlstore import APPROVALS, CONTROLS
+from omnidrill.chaos.marks import snapshot, toxic_name
+from omnidrill.chaos.models import (
+    ApprovalSet,
+    ControlsSet,
+    FaultCut,
+    FaultRestore,
+    FaultToxic,
+    HttpRequest,
+    RequestSpec,
+    Wait,
+)
+from omnidrill.chaos.requests import result_of, send_round, start_traffic
+from omnidrill.chaos.runtime import DrillInconclusive, Runtime, StepNotRun, StepResult
+from omnidrill.netutil import split_hostport
+
+PAUSE_ENV = "OMNIDRILL_TEST_PAUSE_AT"  # test hook: "N" pauses in the Nth state-changing step
+PAUSE_FILE_ENV = "OMNIDRILL_TEST_PAUSE_FILE"  # touched when paused
+
+
+def pause_hook(rt: Runtime) -> None:
+    """Test-only: stop inside a state-changing step (after the change) until killed."""
+    want = os.environ.get(PAUSE_ENV)
+    rt.changes += 1
+    if not want or int(want) != rt.changes:
+        return
+    flag = os.environ.get(PAUSE_FILE_ENV)
+    if flag:
+        Path(flag).write_text(f"{os.getpid()} paused in change {rt.changes}\n", encoding="utf-8")
+    while True:
+        time.sleep(0.2)
+
+
+# --- controls --------------------------------------------------------------------------------
+
+
+def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
+    before = rt.world.controls()
+    old = {k: before.get(k) for k in step.set}
+    marker = f"omnidrill {rt.run_id} #{len(rt.undos) + 1}"
+    rt.register_undo(
+        "controls.restore",
+        {"values": {**old, "updated_by": before.get("updated_by")}},
+        f"restore {', '.join(f'{k}={v!r}' for k, v in old.items())}",
+    )
+    after = rt.world.store.patch_row(CONTROLS, rt.world.row_id, {**step.set, "updated_by": marker})
+    rt.mark_changed()
+    res.detail.update({"set": step.set, "old": old, "after": _shown(after)})
+    if step.id:
+        rt.results[step.id] = {"set": step.set, "old": old, "updated_by": marker}
+    res.verdict = "done"
+    pause_hook(rt)
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in snapshot(row).items() if k != "reason"}
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+def _faults(rt: Runtime) -> Any:
+    if rt.world.faults is None:
+        raise StepNotRun("the profile has no fault proxy (faults.toxiproxy_url)")
+    return rt.world.faults
+
+
+def _listen(rt: Runtime, proxy: str) -> tuple[str, int]:
+    spec = rt.profile.proxy(proxy)
+    if spec is None:
+        raise StepNotRun(f"the profile offers no proxy {proxy!r}")
+    host, port = split_hostport(spec.listen)
+    if host in ("0.0.0.0", "::", ""):
+        host = urlsplit(rt.profile.faults.toxiproxy_url).hostname or "127.0.0.1"
+    return host, port
+
+
+def _refuses(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return False
+    except OSError:
+        return True
+
+
+def do_fault_cut(rt: Runtime, step: FaultCut, res: StepResult) -> None:
+    faults = _faults(rt)
+    host, port = _listen(rt, step.proxy)
+    prev = bool(faults.get_proxy(step.proxy).get("enabled", True))
+    rt.register_undo(
+        "fault.enable", {"proxy": step.proxy, "enabled": prev}, f"re-enable proxy {step.proxy}"
+    )
+    faults.set_enabled(step.proxy, False)
+    rt.mark_changed()
+    deadline = time.monotonic() + 2.0
+    while not _refuses(host, port):
+        if time.monotonic() > deadline:
+            raise DrillInconclusive(
+                f"proxy {step.proxy} was disabled but {host}:{port} still accepts connections: "
+                "the cut did not take effect"
+            )
+        time.sleep(0.05)
+    rt.active_faults[step.proxy] = {"kind": "cut", "what": "cut", "blocks": True}
+    res.detail["verified"] = f"{host}:{port} refuses connections"
+    res.verdict = "done"
+    pause_hook(rt)
+
+
+def do_fault_restore(rt: Runtime, step: FaultRestore, res: StepResult) -> None:
+    faults = _faults(rt)
+    prefix = toxic_name(rt.run_id, "")
+    removed = []
+    for tox in faults.toxics(step.proxy):
+        name = str(tox.get("name", ""))
+        if name.startswith(prefix):
+            faults.remove_toxic(step.proxy, name, missing_ok=True)
+            removed.append(name)
+    prev = next(
+        (
+            u.params["enabled"]
+            for u in rt.undos
+            if u.kind == "fault.enable" and u.params.get("proxy") == step.proxy
+        ),
+        True,
+    )
+    faults.set_enabled(step.proxy, prev)
+    rt.mark_changed()
+    rt.active_faults.pop(step.proxy, None)
+    res.detail.update({"enabled": prev, "toxics_removed": removed})
+    if prev:
+        host, port = _listen(rt, step.proxy)
+        deadline = time.monotonic() + 2.0
+        while _refuses(host, port):
+            if time.monotonic() > deadline:
+                raise DrillInconclusive(f"proxy {step.proxy} was enabled but refuses connections")
+            time.sleep(0.05)
+    res.verdict = "done"
+    pause_hook(rt)
+
+
+def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
+    faults = _faults(rt)
+    host, port = _listen(rt, step.proxy)
+    name = toxic_name(rt.run_id, f"{step.proxy}-{step.type}-{len(rt.undos) + 1}")
+    rt.register_undo("toxic.remove", {"proxy": step.proxy, "name": name}, f"remove toxic {name}")
+    faults.add_toxic(
+        step.proxy,
+        step.type,
+        name=name,
+        stream=step.stream,
+        toxicity=step.toxicity,
+        attributes=step.attributes,
+    )
+    rt.mark_changed()
+    latency_ms = step.attributes.get("latency", 0) if step.type == "latency" else 0
+    rpc_timeout = rt.profile.limits.rpc_timeout_ms
+    blocks = step.type in ("timeout", "reset_peer") or latency_ms >= rpc_timeout
+    rt.active_faults[step.proxy] = {
+        "kind": "toxic",
+        "what": f"under a {step.type} toxic {step.attributes}",
+        "blocks": blocks and step.toxicity >= 1.0,
+    }
+    if step.type == "latency" and latency_ms and step.toxicity >= 1.0:
+        took = _first_byte_delay(host, port, timeout=latency_ms / 1000 + 3.0)
+        res.detail["verified_delay_s"] = None if took is None else round(took, 3)
+        if took is None or took < 0.8 * latency_ms / 1000:
+            shown = "no answer" if took is None else f"{took * 1000:.0f} ms"
+            raise DrillInconclusive(
+                f"toxic {name} on {step.proxy}: a probe through {host}:{port} answered in "
+                f"{shown}, not slowed by {latency_ms} ms: the toxic did not take effect"
+            )
+    else:
+        res.evidence.append(f"the effect of a {step.type} toxic is not probed directly")
+    res.detail["toxic"] = name
+    res.verdict = "done"
+    pause_hook(rt)
+
+
+def _first_byte_delay(host: str, port: int, timeout: float) -> float | None:
+    """Seconds until the first byte (or close) of an answer through the proxy."""
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            s.recv(1)
+    except OSError:
+        return None
+    return time.monotonic() - t0
+
+
+# --- approvals -------------------------------------------------------------------------------
+
+
+def do_approval_set(rt: Runtime, step: ApprovalSet, res: StepResult) -> None:
+    approval_id = str(rt.resolve(step.approval))
+    row = rt.world.store.get_row(APPROVALS, approval_id)
+    if row is None:
+        raise StepNotRun(f"approval_queue has no row {approval_id}")
+    rt.register_undo(
+        "approval.restore",
+        {"id": approval_id, "status": row.get("status")},
+        f"restore approval {approval_id} to {row.get('status')!r}",
+    )
+    after = rt.world.store.patch_row(APPROVALS, approval_id, {"status": step.status})
+    rt.mark_changed()
+    res.detail.update(
+        {"approval": approval_id, "was": row.get("status"), "now": after.get("status")}
+    )
+    if step.id:
+        rt.results[step.id] = {"id": approval_id, "status": step.status}
+    res.verdict = "done"
+    pause_hook(rt)
+
+
+# --- requests and waiting --------------------------------------------------------------------
+
+
+def guard_rest_write(rt: Runtime, spec: RequestSpec, step_id: str | None) -> None:
+    """A write to the controls table (S1 probes) may succeed on a faulty target: undo first."""
+    if spec.path is None or (spec.method or "GET") == "GET":
+        return
+    if not spec.path.startswith("/rest/v1/emergency_controls"):
+        return
+    row = rt.world.controls()
+    if step_id:
+        rt.pre_step_rows[step_id] = {k: v for k, v in row.items() if k != "updated_at"}
+    values = {k: v for k, v in snapshot(row).items() if k != "reason"}
+    rt.register_undo("controls.restore", {"values": values}, "restore controls after a probe")
+
+
+def do_http_request(rt: Runtime, step: HttpRequest, res: StepResult) -> None:
+    guard_rest_write(rt, step, step.id)
+    st = start_traffic(rt, step)
+    answers = send_round(rt, step, st, source="action")
+    res.add_requests([a.summary() for a in answers])
+    if step.id:
+        rt.results[step.id] = result_of(answers, st)
+    res.verdict = "done"
+
+
+def do_wait(rt: Runtime, step: Wait, res: StepResult) -> None:
+    rt.sleep(step.duration)
+    res.verdict = "done"
+
+
+ACTION_RUNNERS: dict[str, Callable[[Runtime, Any, StepResult], None]] = {
+    "controls.set": do_controls_set,
+    "fault.cut": do_fault_cut,
+    "fault.restore": do_fault_restore,
+    "fault.toxic": do_fault_toxic,
+    "approval.set": do_approval_set,
+    "http.request": do_http_request,
+    "wait": do_wait,
+}

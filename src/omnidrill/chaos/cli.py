@@ -1,0 +1,91 @@
+"""The chaos verbs: `run`, `recover`, `halt` (registered in omnidrill.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from omnidrill.errors import ExitCode
+
+TargetOption = Annotated[
+    str, typer.Option("--target", "-t", help="profile: a path, or a name under targets/")
+]
+VarOption = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"),
+]
+
+
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="drill and scenario files or folders")],
+    target: TargetOption,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report-dir", help="the run's folder (default reports/<UTC>-<target>/)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan, every value resolved; touch nothing")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="skipped drills and checks count as failures")
+    ] = False,
+    confirm: Annotated[
+        str | None,
+        typer.Option("--confirm", help="the profile's name: required for production profiles"),
+    ] = None,
+    var: VarOption = None,
+) -> None:
+    """Run drills (chaos/) and scenarios (scenarios/) on a target: one journal, one exit code."""
+    from omnidrill.chaos.runner import RunOptions
+    from omnidrill.chaos.runner import run as run_files
+    from omnidrill.cliutil import load_profile, parse_vars
+
+    variables = parse_vars(var or [])
+    profile = load_profile(target, variables)
+    opts = RunOptions(
+        target=target,
+        report_dir=report_dir,
+        dry_run=dry_run,
+        strict=strict,
+        confirm=confirm,
+        variables=variables,
+    )
+    raise typer.Exit(run_files(paths, profile, opts))
+
+
+def recover(target: TargetOption, var: VarOption = None) -> None:
+    """Undo what a killed run left on a target: from this folder's ledger and the target's marks."""
+    from omnidrill.chaos.ledger import Ledger
+    from omnidrill.chaos.recover import recover as do_recover
+    from omnidrill.chaos.runner import open_world
+    from omnidrill.cliutil import load_profile, parse_vars
+    from omnidrill.profile import resolve
+
+    console = Console(highlight=False)
+    profile = load_profile(target, parse_vars(var or []))
+    world = open_world(resolve(profile))
+    rec = do_recover(
+        world, Ledger(profile.name), profile.name, [p.name for p in profile.faults.proxies]
+    )
+    for line in rec.did:
+        console.print(f"undone: {line}", markup=False, soft_wrap=True)
+    for line in rec.failed:
+        console.print(f"FAILED, undo by hand: {line}", markup=False, soft_wrap=True, style="red")
+    if not rec.did and not rec.failed:
+        console.print(f"nothing to recover on target {profile.name!r}")
+    raise typer.Exit(rec.exit_code if rec.failed else int(ExitCode.OK))
+
+
+def halt(target: TargetOption, var: VarOption = None) -> None:
+    """Make the drill running on a target (from any machine) roll back and stop (it exits 3)."""
+    from omnidrill.chaos.halt import request_halt
+    from omnidrill.chaos.runner import open_world
+    from omnidrill.cliutil import load_profile, parse_vars
+    from omnidrill.profile import resolve
+
+    profile = load_profile(target, parse_vars(var or []))
+    world = open_world(resolve(profile))
+    Console(highlight=False).print(request_halt(world, profile.name), markup=False)

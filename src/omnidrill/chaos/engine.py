@@ -1,0 +1,399 @@
+"""The drill engine: steady state, lock, method, rollbacks, recovery; a verdict with evidence."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from omnidrill import secrets
+from omnidrill.chaos.actions import ACTION_RUNNERS
+from omnidrill.chaos.checks import CHECK_RUNNERS, run_http
+from omnidrill.chaos.client import DrillClient
+from omnidrill.chaos.halt import HaltWatcher
+from omnidrill.chaos.journal import Journal, iso
+from omnidrill.chaos.ledger import Ledger
+from omnidrill.chaos.lock import refuse_if_held, take
+from omnidrill.chaos.marks import Mark, snapshot
+from omnidrill.chaos.models import DrillFile, HttpCheck, step_kind, step_label
+from omnidrill.chaos.requirements import skip_reason
+from omnidrill.chaos.runtime import (
+    DrillAborted,
+    DrillInconclusive,
+    Runtime,
+    StepNotRun,
+    StepResult,
+    Terminated,
+)
+from omnidrill.chaos.undo import World, apply_undo
+from omnidrill.errors import Inconclusive, OmnidrillError, RunRefused
+from omnidrill.profile import Resolved
+
+VERDICT_ORDER = ["rollback_failed", "aborted", "failed", "inconclusive", "skipped", "passed"]
+
+
+@dataclass
+class DrillOutcome:
+    """What one drill found; `record` is its part of the journal."""
+
+    file: str
+    title: str
+    contract: list[str]
+    verdict: str = "running"
+    reason: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    skipped_checks: list[str] = field(default_factory=list)
+    left_changed: list[str] = field(default_factory=list)
+    internal_error: str = ""
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "title": self.title,
+            "contract": self.contract,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "started_at": iso(self.started),
+            "ended_at": iso(self.ended),
+            "started_ts": round(self.started, 3),
+            "ended_ts": round(self.ended, 3) if self.ended else None,
+            "measurements": self.measurements,
+            "evidence": self.evidence,
+            "skipped_checks": self.skipped_checks,
+            "left_changed": self.left_changed,
+            "internal_error": self.internal_error or None,
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+@dataclass
+class RunContext:
+    """One `omnidrill run`: shared by its drills."""
+
+    run_id: str
+    target: str
+    resolved: Resolved
+    world: World
+    ledger: Ledger
+    journal: Journal
+    printer: Any  # chaos.console.Progress
+    halt: threading.Event = field(default_factory=threading.Event)
+    in_rollback: bool = False
+    interrupted: str = ""  # a signal that arrived while rollbacks ran
+
+
+def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
+    """Run one drill; never raises for what the target does, only for a refused run."""
+    out = DrillOutcome(file=file, title=drill.title, contract=list(drill.contract))
+    record = out.to_json()
+    ctx.journal.doc["drills"].append(record)
+
+    def save() -> None:
+        record.clear()
+        record.update(out.to_json())
+        record["tags"] = drill.tags
+        ctx.journal.flush(force=True)
+
+    ctx.printer.drill_start(file, drill)
+    why = skip_reason(ctx.resolved, drill)
+    if why:
+        out.verdict, out.reason = "skipped", why
+        out.ended = time.time()
+        save()
+        ctx.printer.drill_end(out)
+        return out
+    client = DrillClient(ctx.resolved, ctx.journal.traffic, drill=file)
+    rt = Runtime(
+        run_id=ctx.run_id,
+        drill=file,
+        resolved=ctx.resolved,
+        client=client,
+        world=ctx.world,
+        ledger=ctx.ledger,
+        journal=ctx.journal,
+        halt=ctx.halt,
+        deadline=time.monotonic() + drill.max_duration,
+    )
+    rt.printer = ctx.printer
+    for g in drill.abort_if:
+        if g.elapsed_over is not None:
+            limit = time.monotonic() + g.elapsed_over
+            rt.guards.append(
+                lambda limit=limit, g=g: (
+                    f"guardrail: elapsed over {g.elapsed_over:.0f} s"
+                    if time.monotonic() > limit
+                    else None
+                )
+            )
+    watcher: HaltWatcher | None = None
+    locked = False
+    try:
+        refuse_if_held(ctx.world, ctx.target)
+        # 1. steady state before: read-only; a miss means nothing is touched (exit 1)
+        if not _steady_state(rt, drill, out, "steady_state_before", save):
+            out.verdict = "failed"
+            out.reason = "the steady state did not hold before the drill; nothing was touched"
+            return out
+        # 2. the lock on the target, itself undone last
+        row = ctx.world.controls()
+        mark = Mark(run=ctx.run_id, drill=file, prev=snapshot(row), proxies=_proxy_states(ctx))
+        rt.register_undo(
+            "lock.release",
+            {"run": ctx.run_id, "reason": row.get("reason")},
+            "release the lock (restore the controls' reason)",
+        )
+        take(ctx.world, mark)
+        locked = True
+        watcher = HaltWatcher(ctx.world, ctx.target, ctx.run_id, ctx.halt).start()
+        _start_background(rt, drill, ctx)
+        # 3. the method
+        for i, step in enumerate(drill.method):
+            rt.check_abort()
+            res = _run_step(rt, "method", i, step, out, save)
+            if res.verdict == "inconclusive":
+                raise DrillInconclusive(res.evidence[-1] if res.evidence else "inconclusive")
+    except DrillAborted as exc:
+        why_text = watcher.reason if (watcher and exc.by == "halt" and watcher.reason) else exc.why
+        out.verdict, out.reason = "aborted", f"aborted: {why_text}"
+        ctx.journal.event("abort", out.reason, drill=file, by=exc.by)
+    except (KeyboardInterrupt, Terminated) as exc:
+        what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        out.verdict, out.reason = "aborted", f"aborted by {what}"
+        ctx.journal.event("abort", out.reason, drill=file, by=what)
+    except DrillInconclusive as exc:
+        out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
+    except RunRefused:
+        raise
+    except Inconclusive as exc:
+        out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
+    except OmnidrillError as exc:
+        out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
+    except Exception as exc:
+        import traceback
+
+        out.verdict = "inconclusive"
+        out.reason = secrets.scrub(f"omnidrill internal error: {type(exc).__name__}: {exc}")
+        out.internal_error = secrets.scrub(traceback.format_exc())
+    finally:
+        try:
+            _finish(ctx, rt, drill, out, save, locked)
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            rt.close()
+            client.close()
+            out.ended = time.time()
+            save()
+    ctx.printer.drill_end(out)
+    return out
+
+
+def _finish(
+    ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any, locked: bool
+) -> None:
+    """Rollbacks (extra, then every undo in reverse), recovery, lock release, verdict."""
+    if out.verdict == "failed" and not locked:
+        out.ended = time.time()
+        save()
+        ctx.printer.drill_end(out)
+        return
+    aborted_by_halt = out.verdict == "aborted"
+    ctx.in_rollback = True
+    try:
+        rollback_failed = _rollback(ctx, rt, drill, out, save)
+    finally:
+        ctx.in_rollback = False
+    _stop_background(rt, out)
+    if not rollback_failed and not aborted_by_halt and not out.internal_error:
+        rt.halt = threading.Event()  # recovery is measured even though the method is over
+        rt.deadline = time.monotonic() + drill.recover_within + 60
+        recovered = _steady_state(rt, drill, out, "steady_state_after", save, recover=True)
+        if not recovered and out.verdict == "running":
+            out.verdict = "failed"
+            out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
+    lock = [u for u in rt.undos if u.kind == "lock.release"]
+    for undo in reversed(lock):
+        _apply(ctx, rt, undo, out)
+    if out.left_changed:
+        out.verdict = "rollback_failed"
+        out.reason = "ROLLBACK FAILED, the target may be left changed: " + "; ".join(
+            out.left_changed
+        )
+    elif out.verdict == "running":
+        failed = [s for s in out.steps if s.verdict == "failed"]
+        not_run = [s for s in out.steps if s.verdict == "not_run"]
+        if failed:
+            out.verdict = "failed"
+            clauses = sorted({s.clause for s in failed if s.clause})
+            out.reason = f"{len(failed)} check(s) failed" + (
+                f" (clauses {', '.join(clauses)})" if clauses else ""
+            )
+        elif not_run:
+            out.verdict = "inconclusive"
+            out.reason = f"{len(not_run)} step(s) could not run: {not_run[0].evidence[-1]}"
+        else:
+            out.verdict = "passed"
+    if ctx.interrupted and out.verdict in ("passed", "failed", "inconclusive"):
+        out.verdict, out.reason = "aborted", f"aborted by {ctx.interrupted} (rollbacks ran)"
+    out.skipped_checks = [
+        f"{s.name}: {s.evidence[-1] if s.evidence else 'skipped'}"
+        for s in out.steps
+        if s.verdict == "skipped"
+    ]
+    ctx.ledger.compact()
+    ctx.journal.set_pending(
+        [
+            {"run": u.run, "seq": u.seq, "kind": u.kind, "label": u.label}
+            for u in ctx.ledger.pending(ctx.run_id)
+        ]
+    )
+
+
+def _rollback(ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any) -> bool:
+    rt.halt = threading.Event()  # a halt must not stop the rollbacks themselves
+    rt.deadline = time.monotonic() + 600
+    for i, step in enumerate(drill.rollbacks):
+        _run_step(rt, "rollbacks", i, step, out, save)
+    for undo in reversed([u for u in rt.undos if u.kind != "lock.release"]):
+        _apply(ctx, rt, undo, out)
+    rt.mark_changed()
+    out.measurements["rollbacks_done_ts"] = round(time.time(), 3)
+    save()
+    return bool(out.left_changed)
+
+
+def _apply(ctx: RunContext, rt: Runtime, undo: Any, out: DrillOutcome) -> None:
+    res = StepResult(phase="undo", index=undo.seq, kind=undo.kind, name=undo.label)
+    out.steps.append(res)
+    try:
+        note = apply_undo(ctx.world, undo.kind, undo.params)
+        ctx.ledger.done(undo, note)
+        res.verdict = "done"
+        res.detail["did"] = note
+        ctx.journal.event("rollback", note, drill=out.file, undo=undo.kind)
+    except Exception as exc:
+        res.verdict = "error"
+        text = secrets.scrub(f"{undo.describe()}: {type(exc).__name__}: {exc}")
+        res.evidence.append(text)
+        out.left_changed.append(text)
+        ctx.journal.event("rollback_failed", text, drill=out.file, undo=undo.kind)
+    res.ended = time.time()
+    rt.undos = [u for u in rt.undos if u is not undo]
+
+
+def _steady_state(
+    rt: Runtime, drill: DrillFile, out: DrillOutcome, phase: str, save: Any, recover: bool = False
+) -> bool:
+    start = time.monotonic()
+    ok = True
+    for i, check in enumerate(drill.steady_state):
+        step = check
+        if recover and isinstance(check, HttpCheck):
+            left = max(0.0, drill.recover_within - (time.monotonic() - start))
+            step = check.model_copy(update={"within": left, "measure": None, "hold": None})
+        res = _run_step(rt, phase, i, step, out, save, since=start if recover else None)
+        ok = ok and res.verdict in ("passed", "skipped")
+        if res.verdict == "inconclusive":
+            raise DrillInconclusive(res.evidence[-1] if res.evidence else "inconclusive")
+    if recover:
+        waited = time.monotonic() - start
+        polls = [s.measurements.get("resolution_s", 0) for s in out.steps if s.phase == phase]
+        out.measurements["time_to_recover_s"] = round(waited, 3) if ok else None
+        out.measurements["time_to_recover_resolution_s"] = max(polls, default=None)
+    return ok
+
+
+def _run_step(
+    rt: Runtime,
+    phase: str,
+    index: int,
+    step: Any,
+    out: DrillOutcome,
+    save: Any,
+    since: float | None = None,
+) -> StepResult:
+    kind = step_kind(step)
+    res = StepResult(
+        phase=phase,
+        index=index,
+        kind=kind,
+        name=step.name or step_label(step),
+        clause=getattr(step, "clause", None),
+    )
+    out.steps.append(res)
+    save()
+    rt.journal.event("step", f"{phase} {index + 1}: {res.name}", drill=out.file, step=kind)
+    try:
+        if hasattr(step, "action"):
+            ACTION_RUNNERS[kind](rt, step, res)
+        elif kind == "http":
+            run_http(rt, step, res, since=since)
+        else:
+            CHECK_RUNNERS[kind](rt, step, res)
+    except StepNotRun as exc:
+        res.verdict = "not_run"
+        res.evidence.append(secrets.scrub(str(exc)))
+    except DrillInconclusive as exc:
+        res.verdict = "inconclusive"
+        res.evidence.append(secrets.scrub(str(exc)))
+    except (DrillAborted, KeyboardInterrupt, Terminated):
+        res.verdict = "aborted"
+        raise
+    except Inconclusive as exc:
+        res.verdict = "inconclusive"
+        res.evidence.append(secrets.scrub(str(exc)))
+    finally:
+        res.ended = time.time()
+        res.evidence = [secrets.scrub(e) for e in res.evidence]
+        for what in ("effect", "recovery"):
+            key = f"time_to_{what}_s"
+            if key in res.measurements and key not in out.measurements:
+                out.measurements[key] = res.measurements[key]
+                out.measurements[f"time_to_{what}_resolution_s"] = res.measurements.get(
+                    "resolution_s"
+                )
+        if res.verdict == "failed":
+            out.evidence.append(
+                {"clause": res.clause, "step": res.name, "phase": phase, "evidence": res.evidence}
+            )
+        save()
+    _print(rt, res)
+    return res
+
+
+def _print(rt: Runtime, res: StepResult) -> None:
+    printer = getattr(rt, "printer", None)
+    if printer is not None:
+        printer.step(res)
+
+
+def _proxy_states(ctx: RunContext) -> dict[str, bool]:
+    if ctx.world.faults is None:
+        return {}
+    names = {p.name for p in ctx.resolved.profile.faults.proxies}
+    try:
+        shown = ctx.world.faults.proxies()
+    except Exception:
+        return {}
+    return {n: bool(v.get("enabled", True)) for n, v in shown.items() if n in names}
+
+
+def _start_background(rt: Runtime, drill: DrillFile, ctx: RunContext) -> None:
+    if drill.background is None:
+        return
+    from omnidrill.chaos.background import start_background
+
+    rt.background = start_background(rt, drill.background, ctx)
+
+
+def _stop_background(rt: Runtime, out: DrillOutcome) -> None:
+    if rt.background is None:
+        return
+    from omnidrill.chaos.background import stop_background
+
+    out.measurements["background"] = stop_background(rt)

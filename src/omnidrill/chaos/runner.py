@@ -1,0 +1,271 @@
+"""`omnidrill run`: drills and scenarios together, one journal, one exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets as pysecrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omnidrill import secrets
+from omnidrill.chaos.console import Progress
+from omnidrill.chaos.controlstore import open_store
+from omnidrill.chaos.engine import DrillOutcome, RunContext, run_drill
+from omnidrill.chaos.journal import Journal
+from omnidrill.chaos.ledger import Ledger
+from omnidrill.chaos.lock import LocalLock
+from omnidrill.chaos.models import DrillFile
+from omnidrill.chaos.plan import plan_text
+from omnidrill.chaos.runtime import Terminated
+from omnidrill.chaos.undo import World
+from omnidrill.errors import ExitCode, RunRefused, UsageError
+from omnidrill.profile import Resolved, TargetProfile, resolve, template_variables
+from omnidrill.spec.loader import YAML_SUFFIXES, load_file
+
+
+@dataclass
+class RunOptions:
+    target: str
+    report_dir: Path | None = None
+    dry_run: bool = False
+    strict: bool = False
+    confirm: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    mute_monitors: bool = False
+
+
+@dataclass
+class Loaded:
+    path: Path
+    kind: str
+    model: Any
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(x for x in p.iterdir() if x.suffix in YAML_SUFFIXES)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise UsageError(f"{p}: no such file or folder")
+    if not files:
+        raise UsageError("no drill or scenario files given")
+    return files
+
+
+def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any]) -> list[Loaded]:
+    """Load every file before anything runs: one bad file refuses the whole run (exit 2)."""
+    context = template_variables(profile, variables)
+    out = []
+    for f in files:
+        spec = load_file(f, variables=context)
+        if spec.kind not in ("drill", "scenario"):
+            raise UsageError(f"{f}: `run` takes drills and scenarios, this is a {spec.kind}")
+        out.append(Loaded(path=f, kind=spec.kind, model=spec.model))
+    return out
+
+
+def default_report_dir(target: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Path("reports") / f"{stamp}-{target}"
+
+
+def open_world(resolved: Resolved) -> World:
+    p = resolved.profile
+    faults = None
+    if p.faults.proxies:
+        from omnidrill.faults.client import FaultClient
+
+        faults = FaultClient(p.faults.toxiproxy_url)
+    return World(store=open_store(resolved), row_id=p.controls.row_id, faults=faults)
+
+
+def refuse_pending(ledger: Ledger, target: str) -> None:
+    pending = ledger.pending()
+    if pending:
+        listed = "\n".join(f"  - run {u.run}: {u.describe()}" for u in pending)
+        raise RunRefused(
+            f"unfinished undos for target {target!r} in {ledger.path}:\n{listed}\n"
+            f"run `omnidrill recover --target {target}` first"
+        )
+
+
+@contextlib.contextmanager
+def signals(ctx: RunContext) -> Iterator[None]:
+    """SIGTERM and Ctrl-C abort the drill (rollbacks run); during rollbacks they are noted."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        if ctx.in_rollback:
+            ctx.interrupted = name
+            return
+        if signum == signal.SIGTERM:
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def exit_code_of(outcomes: list[DrillOutcome], scenario_codes: list[int], strict: bool) -> int:
+    verdicts = {o.verdict for o in outcomes}
+    if "rollback_failed" in verdicts:
+        return int(ExitCode.ROLLBACK_FAILED)
+    if "aborted" in verdicts:
+        return int(ExitCode.ABORTED)
+    if "failed" in verdicts or ExitCode.FAILED in scenario_codes:
+        return int(ExitCode.FAILED)
+    if "inconclusive" in verdicts or ExitCode.INCONCLUSIVE in scenario_codes:
+        return int(ExitCode.INCONCLUSIVE)
+    if strict and ("skipped" in verdicts or any(o.skipped_checks for o in outcomes)):
+        return int(ExitCode.FAILED)
+    return int(ExitCode.OK)
+
+
+def run(
+    paths: list[Path], profile: TargetProfile, opts: RunOptions, printer: Progress | None = None
+) -> int:
+    """Run drills and scenarios against a profile; return the exit code."""
+    printer = printer or Progress()
+    resolved = resolve(profile)
+    loaded = load_all(expand(paths), profile, opts.variables)
+    if opts.dry_run:
+        for item in loaded:
+            if item.kind == "drill":
+                print(secrets.scrub(plan_text(resolved, str(item.path), item.model)))
+            else:
+                print(f"scenario {item.path}: run by the load runner against {profile.base_url}")
+            print()
+        print("dry run: nothing was touched")
+        return int(ExitCode.OK)
+    if profile.environment == "production" and opts.confirm != profile.name:
+        raise RunRefused(
+            f"target {profile.name!r} is a production profile: pass --confirm {profile.name} "
+            "to run against it (nothing was touched)"
+        )
+    ledger = Ledger(profile.name)
+    refuse_pending(ledger, profile.name)
+    local = LocalLock(profile.name)
+    local.acquire()
+    try:
+        return _run_locked(loaded, resolved, opts, printer, ledger)
+    finally:
+        local.release()
+
+
+def _run_locked(
+    loaded: list[Loaded], resolved: Resolved, opts: RunOptions, printer: Progress, ledger: Ledger
+) -> int:
+    profile = resolved.profile
+    run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + pysecrets.token_hex(3)
+    report_dir = opts.report_dir or default_report_dir(profile.name)
+    journal = Journal(
+        report_dir / "journal.json",
+        run_id=run_id,
+        target={
+            "name": profile.name,
+            "environment": profile.environment,
+            "base_url": profile.base_url,
+            "instances": profile.instances,
+            "limits": profile.limits.model_dump(),
+            "expect": profile.expect.model_dump(),
+            "clients": "forwarded_for"
+            if profile.clients.forwarded_for
+            else "bypass_headers"
+            if profile.clients.bypass_headers
+            else "paced",
+        },
+        argv=[secrets.scrub(a) for a in sys.argv],
+    )
+    journal.doc["options"] = {
+        "strict": opts.strict,
+        "report_dir": str(report_dir),
+        "variables": opts.variables,
+    }
+    world = open_world(resolved)
+    ctx = RunContext(
+        run_id=run_id,
+        target=profile.name,
+        resolved=resolved,
+        world=world,
+        ledger=ledger,
+        journal=journal,
+        printer=printer,
+    )
+    outcomes: list[DrillOutcome] = []
+    scenario_rows: list[dict[str, Any]] = []
+    scenario_codes: list[int] = []
+    printer.line(f"run {run_id} against {profile.name}; journal {journal.path}")
+    try:
+        with signals(ctx):
+            for item in loaded:
+                if item.kind == "drill":
+                    outcome = run_drill(ctx, str(item.path), item.model)
+                    outcomes.append(outcome)
+                    if outcome.verdict in ("aborted", "rollback_failed"):
+                        break  # a halt, a signal or a failed undo stops the whole run
+                else:
+                    row, code = _run_scenario(item, resolved, report_dir, journal, printer)
+                    scenario_rows.append(row)
+                    scenario_codes.append(code)
+    except RunRefused:
+        journal.finish("refused", int(ExitCode.BAD_INPUT))
+        raise
+    finally:
+        world.store.close()
+        if world.faults is not None:
+            world.faults.close()
+    code = exit_code_of(outcomes, scenario_codes, opts.strict)
+    status = {0: "passed", 1: "failed", 3: "aborted", 4: "rollback_failed", 5: "inconclusive"}
+    journal.finish(status.get(code, "finished"), code)
+    printer.table(outcomes, scenario_rows, str(journal.path))
+    return code
+
+
+def _run_scenario(
+    item: Loaded, resolved: Resolved, report_dir: Path, journal: Journal, printer: Progress
+) -> tuple[dict[str, Any], int]:
+    """Hand a scenario to the load runner and merge its result into this run."""
+    from omnidrill.load.models import ScenarioFile
+    from omnidrill.load.runner import exit_code, run_scenario
+
+    model = item.model.root if isinstance(item.model, ScenarioFile) else item.model
+    printer.line(f"▶ scenario {item.path}")
+    out_dir = report_dir / "scenarios" / item.path.stem
+    try:
+        result = run_scenario(model, resolved.profile, out_dir=out_dir)
+    except Exception as exc:
+        row = {"name": str(item.path), "verdict": "inconclusive", "reason": secrets.scrub(str(exc))}
+        journal.doc["scenarios"].append(row)
+        journal.flush(force=True)
+        return row, int(ExitCode.INCONCLUSIVE)
+    code = exit_code(result)
+    verdict = {0: "passed", 1: "failed", 5: "inconclusive"}.get(code, "failed")
+    data = result.to_json()
+    row = {
+        "name": str(item.path),
+        "verdict": verdict,
+        "result": data,
+        "clauses": sorted({v.clause for v in result.verdicts}),
+    }
+    journal.doc["scenarios"].append(row)
+    journal.flush(force=True)
+    for line in result.lines():
+        printer.line(line)
+    return row, code
+
+
+def load_drill(path: Path, profile: TargetProfile, variables: dict[str, Any]) -> DrillFile:
+    spec = load_file(path, kind="drill", variables=template_variables(profile, variables))
+    return spec.model  # type: ignore[no-any-return]

@@ -1,0 +1,214 @@
+"""What a running drill carries: the target, named results, undo registration, interruption."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import Any
+
+from omnidrill.chaos.client import DrillClient
+from omnidrill.chaos.journal import Journal, iso
+from omnidrill.chaos.ledger import Ledger, Undo
+from omnidrill.chaos.undo import World
+from omnidrill.profile import Resolved, TargetProfile
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
+
+
+class DrillAborted(Exception):
+    """A halt, a guardrail, max_duration or a signal stopped the drill."""
+
+    def __init__(self, why: str, by: str):
+        super().__init__(why)
+        self.why = why
+        self.by = by
+
+
+class DrillInconclusive(Exception):
+    """No verdict can be given (a fault did not take effect, a service failed)."""
+
+
+class StepNotRun(Exception):
+    """A step cannot run (a named result it needs is missing)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt."""
+
+
+@dataclass
+class StepResult:
+    """One step as the journal records it."""
+
+    phase: str
+    index: int
+    kind: str
+    name: str
+    clause: str | None = None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    verdict: str = "running"  # passed | failed | done | skipped | inconclusive | error | aborted
+    evidence: list[str] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    requests_total: int = 0
+
+    def add_requests(self, summaries: list[dict[str, Any]], keep: int = 60) -> None:
+        self.requests_total += len(summaries)
+        room = keep - len(self.requests)
+        if room > 0:
+            self.requests.extend(summaries[:room])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "index": self.index,
+            "kind": self.kind,
+            "name": self.name,
+            "clause": self.clause,
+            "started_at": iso(self.started),
+            "ended_at": iso(self.ended),
+            "started_ts": round(self.started, 3),
+            "ended_ts": round(self.ended, 3) if self.ended else None,
+            "verdict": self.verdict,
+            "evidence": self.evidence,
+            "measurements": self.measurements,
+            "detail": self.detail,
+            "requests_total": self.requests_total,
+            "requests": self.requests,
+        }
+
+
+class Runtime:
+    """Everything the steps of one drill share."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        drill: str,
+        resolved: Resolved,
+        client: DrillClient,
+        world: World,
+        ledger: Ledger,
+        journal: Journal,
+        halt: threading.Event,
+        deadline: float,
+    ) -> None:
+        self.run_id = run_id
+        self.drill = drill
+        self.resolved = resolved
+        self.profile: TargetProfile = resolved.profile
+        self.client = client
+        self.world = world
+        self.ledger = ledger
+        self.journal = journal
+        self.halt = halt
+        self.halt_reason = ""
+        self.deadline = deadline
+        self.results: dict[str, Any] = {"run": {"id": run_id}}
+        self.undos: list[Undo] = []
+        self.active_faults: dict[str, dict[str, Any]] = {}  # proxy -> {"kind", ...}
+        self.last_change_at: float | None = None  # monotonic end of the last state change
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="drill")
+        self._seq = 0
+        self.changes = 0  # state-changing steps so far (the test pause hook counts them)
+        self.background: Any = None  # the drill's BackgroundLoad, when it has one
+        self.pre_step_rows: dict[str, dict[str, Any]] = {}
+        self.guards: list[Any] = []  # callables returning a reason to abort, or None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- interruption ---------------------------------------------------------------------
+
+    def check_abort(self) -> None:
+        if self.halt.is_set():
+            raise DrillAborted(self.halt_reason or "halt requested", "halt")
+        if time.monotonic() > self.deadline:
+            raise DrillAborted("max_duration reached", "max_duration")
+        for guard in self.guards:
+            why = guard()
+            if why:
+                raise DrillAborted(why, "guardrail")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking at once for a halt; raises DrillAborted."""
+        end = time.monotonic() + max(0.0, seconds)
+        while True:
+            self.check_abort()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.halt.wait(min(left, 0.05))
+
+    def gather(self, futures: list[Future[Any]]) -> list[Any]:
+        """Wait for futures while staying responsive to halts."""
+        pending = set(futures)
+        while pending:
+            self.check_abort()
+            _, pending = wait_futures(pending, timeout=0.05)
+        return [f.result() for f in futures]
+
+    # -- undo registration ----------------------------------------------------------------
+
+    def register_undo(self, kind: str, params: dict[str, Any], label: str) -> Undo:
+        """Write the undo to the ledger before the change it undoes is made."""
+        self._seq += 1
+        undo = self.ledger.register(self.run_id, self._seq, kind, params, label)
+        self.undos.append(undo)
+        self.journal.set_pending(
+            [{"run": u.run, "seq": u.seq, "kind": u.kind, "label": u.label} for u in self.undos]
+        )
+        return undo
+
+    def mark_changed(self) -> None:
+        self.last_change_at = time.monotonic()
+
+    # -- named results --------------------------------------------------------------------
+
+    def resolve(self, value: Any) -> Any:
+        """Replace ${id.path} references by the named results of earlier steps."""
+        if isinstance(value, str):
+            whole = _REF.fullmatch(value)
+            if whole:
+                return self.lookup(whole.group(1))
+            return _REF.sub(lambda m: str(self.lookup(m.group(1))), value)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def lookup(self, dotted: str) -> Any:
+        head, *rest = dotted.split(".")
+        if head not in self.results:
+            raise StepNotRun(f"${{{dotted}}}: no earlier step has id {head!r} (or it did not run)")
+        cur: Any = self.results[head]
+        for i, part in enumerate(rest):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+                cur = cur[int(part)]
+            else:
+                where = ".".join([head, *rest[:i]])
+                raise StepNotRun(f"${{{dotted}}}: {where} has no {part!r}")
+        return cur
+
+
+def dig(obj: Any, dotted: str) -> tuple[bool, Any]:
+    """(found, value) of a dotted field in a JSON document."""
+    cur = obj
+    for part in dotted.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return False, None
+    return True, cur
