@@ -11,6 +11,8 @@ pick a rate limiter, including broken ones that the rate-limit check must catch:
 - `no_retry_after`: correct counting, but 429s carry no Retry-After;
 - `health_limited`: also limits the health endpoint;
 - `none`: no limit at all.
+
+`POST /__fault {"on": true}` makes every function answer 503 until turned off.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 ANON = "test-anon-key"
+FAULT = {"on": False}  # POST /__fault {"on": true}: every function answers 503 (shared by ports)
 
 
 class Limiter:
@@ -99,6 +102,8 @@ def make_app(limiter: Limiter, delay_s: float, health_limited: bool, no_retry_af
             return JSONResponse({"error": "bad json", "code": "BAD_REQUEST"}, status_code=400)
         if delay_s:
             await asyncio.sleep(delay_s)
+        if FAULT["on"]:
+            return JSONResponse({"error": "down", "code": "RPC_UNAVAILABLE"}, status_code=503)
         name = request.path_params["name"]
         if name == "wallet-balance":
             addr = body.get("address", "")
@@ -111,8 +116,13 @@ def make_app(limiter: Limiter, delay_s: float, health_limited: bool, no_retry_af
             return JSONResponse({"error": "down", "code": "RPC_UNAVAILABLE"}, status_code=503)
         return JSONResponse({"ok": True, "provider": "primary"})
 
+    async def fault(request: Request) -> Response:
+        FAULT["on"] = bool((await request.json()).get("on"))
+        return JSONResponse(FAULT)
+
     return Starlette(
         routes=[
+            Route("/__fault", fault, methods=["POST"]),
             Route("/functions/v1/healthz", healthz),
             Route("/functions/v1/{name}", function, methods=["POST"]),
         ]

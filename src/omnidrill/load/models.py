@@ -6,7 +6,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from omnidrill.load.generators import unknown_placeholders
 from omnidrill.load.thresholds import ThresholdError, parse_threshold
@@ -179,6 +188,21 @@ class LoadScenario(SpecModel):
     def _duration(cls, v: object) -> float:
         return parse_duration(v)
 
+    @field_validator("thresholds")
+    @classmethod
+    def _scopes(cls, v: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        tasks = info.data.get("tasks")
+        if tasks is None:  # the tasks are wrong themselves; that error is enough
+            return v
+        labels = [t.label for t in tasks]
+        unknown = [s for s in v if s != "all" and s not in labels]
+        if unknown:
+            raise ValueError(
+                f"thresholds for unknown task(s) {', '.join(unknown)}: "
+                f"expected 'all' or one of {', '.join(labels)}"
+            )
+        return v
+
     @model_validator(mode="after")
     def _names(self) -> LoadScenario:
         labels = [t.label for t in self.tasks]
@@ -186,12 +210,6 @@ class LoadScenario(SpecModel):
         if dupes:
             raise ValueError(
                 f"task names must be unique; give 'name:' to tell apart {', '.join(dupes)}"
-            )
-        unknown = [s for s in self.thresholds if s != "all" and s not in labels]
-        if unknown:
-            raise ValueError(
-                f"thresholds for unknown task(s) {', '.join(unknown)}: "
-                f"expected 'all' or one of {', '.join(labels)}"
             )
         return self
 
@@ -238,7 +256,18 @@ class RateLimitScenario(SpecModel):
         return self
 
 
-ScenarioSpec = Annotated[LoadScenario | RateLimitScenario, Field(discriminator="type")]
+def _scenario_type(value: Any) -> str | None:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+ScenarioSpec = Annotated[
+    Annotated[LoadScenario, Tag("load")] | Annotated[RateLimitScenario, Tag("rate_limit")],
+    Discriminator(
+        _scenario_type,
+        custom_error_type="scenario_type",
+        custom_error_message="expected `type: load` or `type: rate_limit`",
+    ),
+]
 
 
 class ScenarioFile(RootModel[ScenarioSpec]):

@@ -1,0 +1,103 @@
+"""The rate-limit check: it passes against correct limiters and names the clause a faulty one
+breaks. Windows are short (10 per 4 s on the fake target, the stack's --fast 20 per 5 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnidrill.load.models import RateLimitScenario
+from omnidrill.load.runner import ScenarioResult, exit_code, run_scenario
+
+from .helpers import fake_profile, fake_target
+
+pytestmark = pytest.mark.slow
+ALL = ["R1", "R2", "R3", "R4", "R5", "R6"]
+
+
+def check(profile: dict[str, Any], out: Path, windows: int = 2) -> ScenarioResult:
+    sc = RateLimitScenario.model_validate(
+        {"type": "rate_limit", "name": "rl", "contract": ALL, "flood_windows": windows}
+    )
+    return run_scenario(sc, profile, out_dir=out)
+
+
+def statuses(result: ScenarioResult) -> dict[str, str]:
+    return {v.clause: v.status for v in result.verdicts}
+
+
+@pytest.mark.parametrize(
+    ("limiter", "algorithm"), [("fixed", "fixed_window"), ("sliding", "sliding_window")]
+)
+def test_correct_limiters_pass(limiter: str, algorithm: str, tmp_path: Path) -> None:
+    with fake_target(instances=2, limiter=limiter, limit=10, window=4) as ports:
+        profile = fake_profile(ports, rate_limit=10, rate_window_s=4, rate_algorithm=algorithm)
+        result = check(profile, tmp_path)
+    assert statuses(result) == dict.fromkeys(ALL, "passed"), result.lines()
+    assert exit_code(result) == 0
+    r1 = next(v for v in result.verdicts if v.clause == "R1")
+    assert r1.evidence["burst"]["admitted"] == 10 and r1.evidence["burst"]["sent"] == 15
+    assert (
+        r1.evidence["flood"]["per_window"]
+        and r1.evidence["flood"]["first_refusal"]["status"] == 429
+    )
+    r3 = next(v for v in result.verdicts if v.clause == "R3")
+    assert set(r3.evidence["retry_after_values"]) <= {"1", "2", "3", "4"}
+    assert r3.evidence["honour"][0]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    ("limiter", "clause", "words"),
+    [
+        ("off_by_one", "R1", "11 admitted (want exactly 10)"),
+        ("per_instance", "R5", "admitted (want 1 to 10) over 2 instances"),
+        ("global", "R4", "a fresh one was refused"),
+        ("no_retry_after", "R3", "lack a Retry-After"),
+        ("health_limited", "R6", "health endpoint was rate limited"),
+    ],
+)
+def test_faulty_limiters_fail_naming_the_clause(
+    limiter: str, clause: str, words: str, tmp_path: Path
+) -> None:
+    with fake_target(instances=2, limiter=limiter, limit=10, window=4) as ports:
+        result = check(fake_profile(ports, rate_limit=10, rate_window_s=4), tmp_path)
+    verdict = next(v for v in result.verdicts if v.clause == clause)
+    assert verdict.status == "failed", result.lines()
+    assert words in verdict.summary
+    assert any(line.startswith(f"{clause}: ") for line in result.failed)
+    assert exit_code(result) == 1
+    assert (tmp_path / "scenario-rl.json").exists()
+
+
+def test_untrusted_forwarded_for_skips_every_clause(tmp_path: Path) -> None:
+    profile = fake_profile([1], rate_limit=10, rate_window_s=4)
+    profile["clients"] = {"forwarded_for": False}
+    result = check(profile, tmp_path)
+    assert statuses(result) == dict.fromkeys(ALL, "skipped")
+    assert "X-Forwarded-For" in result.verdicts[0].summary
+    assert exit_code(result) == 0 and exit_code(result, strict=True) == 1
+
+
+def test_reference_stack_embedded_two_instances(tmp_path: Path) -> None:
+    from omnidrill.target.launch import launch_stack
+
+    args = ["--base-port", "0", "--fast", "--instances", "2"]
+    with launch_stack(args, tmp_path / "stack") as (_, profile):
+        result = check(profile, tmp_path / "run", windows=3)
+    assert statuses(result) == dict.fromkeys(ALL, "passed"), result.lines()
+
+
+@pytest.mark.redis
+def test_reference_stack_two_instances_over_redis_sliding(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    from omnidrill.target.launch import launch_stack
+
+    args = ["--base-port", "0", "--fast", "--instances", "2", "--rate-algorithm", "sliding_window"]
+    args += ["--redis", redis_url, "--redis-prefix", f"{redis_prefix}rl:"]
+    with launch_stack(args, tmp_path / "stack") as (_, profile):
+        assert profile["limits"]["rate_algorithm"] == "sliding_window"
+        result = check(profile, tmp_path / "run", windows=3)
+    assert statuses(result) == dict.fromkeys(ALL, "passed"), result.lines()

@@ -1,0 +1,65 @@
+"""Exact percentiles and the incremental reading of the record stream."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+from omnidrill.load.stats import StatsReader, percentile_us
+
+
+def nearest_rank(values: list[int], pct: float) -> int:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
+
+
+def test_percentile_is_nearest_rank_to_the_microsecond() -> None:
+    rng = random.Random(7)
+    values = [rng.randint(100, 400_000) for _ in range(5001)]
+    hist = Counter(values)
+    for pct in (1, 50, 90, 95, 99, 99.9, 100):
+        assert percentile_us(hist, pct) == nearest_rank(values, pct)
+    assert percentile_us(Counter(), 95) is None
+    # Locust would bucket 147 ms to 150 ms; we keep 147.001 ms.
+    assert percentile_us(Counter({147_001: 1}), 95) == 147_001
+
+
+def _sample(sec: int, phase: str, fn: str, status: int, lat: dict[int, int], fail: int = 0) -> str:
+    n = sum(lat.values())
+    rec = {"type": "sample", "sec": sec, "phase": phase, "fn": fn, "status": status, "code": ""}
+    rec |= {"n": n, "fail": fail, "lat_us": {str(k): v for k, v in lat.items()}, "src": "w1"}
+    return json.dumps(rec) + "\n"
+
+
+def test_reader_merges_deltas_and_waits_for_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    start = json.dumps({"type": "start", "at": 100.0, "phase": "baseline"}) + "\n"
+    a = _sample(100, "baseline", "f", 200, {1000: 2, 3000: 1})
+    b = _sample(100, "baseline", "f", 200, {2000: 1})  # same key again: a later delta
+    c = _sample(101, "fault", "f", 503, {5000: 4}, fail=4)
+    phase = json.dumps({"type": "phase", "name": "fault", "at": 100.5}) + "\n"
+    end = json.dumps({"type": "end", "at": 102.0}) + "\n"
+    reader = StatsReader(path)
+    path.write_text(start + a + b[:10])
+    st = reader.poll()
+    assert st.total().all.requests == 3  # the half-written line waits
+    with path.open("a") as fh:
+        fh.write(b[10:] + phase + c + end)
+    st = reader.poll()
+    total = st.total().all
+    assert (total.requests, total.failures) == (8, 4)
+    base = st.phase("baseline").all
+    assert base.requests == 4 and base.percentile_ms(50) == 1.0 and base.percentile_ms(75) == 2.0
+    assert st.phase("fault").all.statuses == Counter({503: 4})
+    doc = st.to_json()
+    assert doc["format"] == "omnidrill.load.stats/1"
+    assert [p["name"] for p in doc["phases"]] == ["baseline", "fault"]
+    assert doc["by_phase"]["baseline"]["duration_s"] == 0.5
+    assert doc["by_phase"]["fault"]["rps"] == 4 / 1.5
+    assert [(r["t"], r["phase"], r["requests"]) for r in doc["seconds"]] == [
+        (100, "baseline", 4),
+        (101, "fault", 4),
+    ]
