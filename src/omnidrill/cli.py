@@ -104,6 +104,11 @@ app.add_typer(dashboards_app, name="dashboards")
 from omnidrill.faults.cli import faultproxy  # noqa: E402
 
 app.command("faultproxy")(faultproxy)
+from omnidrill.chaos.cli import halt, recover, run  # noqa: E402
+
+app.command("run")(run)
+app.command("recover")(recover)
+app.command("halt")(halt)
 
 
 def main() -> None:
