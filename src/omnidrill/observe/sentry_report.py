@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,11 @@ from omnidrill.observe.drill_events import DrillOutcome
 _SECRET_KEY = re.compile(
     r"(?i)(key|token|secret|passw|pwd|dsn|auth|cookie|credential|signature|"
     r"database_url|redis_url|rpc_.*url|connection)"
+)
+# `api_key=...`, `token: ...` inside free text (exception messages, log lines).
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b([\w-]*(?:key|token|secret|passw|pwd|dsn|signature)[\w-]*[\"']?\s*[=:]\s*[\"']?)"
+    r"([^\s\"'&,;]{4,})"
 )
 # Environment variables whose values are secrets.
 _SECRET_ENV = re.compile(
@@ -34,7 +40,7 @@ def _scrub(value: Any, key: str = "") -> Any:
     if key and _SECRET_KEY.search(key) and value not in (None, "", [], {}):
         return secrets.REDACTED  # the whole value, nested parts included
     if isinstance(value, str):
-        return secrets.scrub(value)
+        return _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + secrets.REDACTED, secrets.scrub(value))
     if isinstance(value, dict):
         return {k: _scrub(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -74,7 +80,6 @@ def init_sentry(
         "before_send": before_send,
         "before_breadcrumb": lambda crumb, hint: _scrub(crumb),
         "include_local_variables": False,
-        "send_default_pii": False,
         "default_integrations": False,
         "auto_enabling_integrations": False,
     }
@@ -84,6 +89,12 @@ def init_sentry(
     return True
 
 
+def _active() -> bool:
+    """True once init_sentry started a client; never imports the SDK just to find out."""
+    sdk = sys.modules.get("sentry_sdk")
+    return sdk is not None and sdk.get_client().is_active()
+
+
 def capture_drill_failure(
     outcome: DrillOutcome,
     *,
@@ -91,10 +102,10 @@ def capture_drill_failure(
     context: Mapping[str, Any] | None = None,
 ) -> str | None:
     """One Sentry event for a drill that did not pass; returns its id (None if Sentry is off)."""
+    if not _active():
+        return None
     import sentry_sdk
 
-    if not sentry_sdk.get_client().is_active():
-        return None
     failed = [c.clause for c in outcome.clauses if not c.passed]
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("drill", outcome.drill)
@@ -130,10 +141,10 @@ def capture_harness_error(
     exc: BaseException, *, context: Mapping[str, Any] | None = None
 ) -> str | None:
     """One Sentry event for an error of omnidrill itself."""
+    if not _active():
+        return None
     import sentry_sdk
 
-    if not sentry_sdk.get_client().is_active():
-        return None
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("omnidrill", "harness-error")
         if context:
@@ -143,6 +154,5 @@ def capture_harness_error(
 
 def flush(timeout: float = 5.0) -> None:
     """Send what is queued before the process exits."""
-    import sentry_sdk
-
-    sentry_sdk.flush(timeout=timeout)
+    if _active():
+        sys.modules["sentry_sdk"].flush(timeout=timeout)
