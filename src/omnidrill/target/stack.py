@@ -236,13 +236,48 @@ async def start_stack(opts: StackOptions) -> RunningStack:
             srv = await serving.serve(fn.app, host, _instance_port(opts, i))
             stack.closers.append(srv.stop)
             stack.instance_urls.append(f"http://{h}:{srv.port}")
+        gauge = asyncio.create_task(_pending_gauge(fn, telemetry), name="pending-approvals")
+        stack.closers.append(_canceller(gauge))
         stack.profile = build_profile(opts, stack, anon, service, limits)
         if opts.profile_out is not None:
             write_profile(opts.profile_out, stack.profile)
         return stack
+    except OSError as exc:
+        await stack.aclose()
+        raise UsageError(
+            f"{exc}; choose another --base-port (the stack uses a block of "
+            f"{EXTRA_INSTANCE_OFFSET + opts.instances} ports), or 0 for ports the OS picks"
+        ) from None
     except BaseException:
         await stack.aclose()
         raise
+
+
+PENDING_GAUGE_INTERVAL_S = 5.0
+
+
+async def _pending_gauge(fn: Functions, telemetry: Telemetry) -> None:
+    """Report omnihub.approval_queue.pending per risk level, read over the control path."""
+    while True:
+        try:
+            counts = await fn.controls.pending_by_risk()
+        except Exception as exc:  # the control path may be cut by a drill; keep trying
+            telemetry.error(
+                f"pending approvals unreadable ({type(exc).__name__})", "", "GAUGE_UNREADABLE"
+            )
+        else:
+            for level, n in counts.items():
+                telemetry.gauge("omnihub.approval_queue.pending", n, [f"risk_level:{level}"])
+        await asyncio.sleep(PENDING_GAUGE_INTERVAL_S)
+
+
+def _canceller(task: asyncio.Task[None]) -> Callable[[], Awaitable[Any]]:
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return cancel
 
 
 def _telemetry(opts: StackOptions, stack: RunningStack) -> Telemetry:

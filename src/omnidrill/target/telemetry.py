@@ -117,7 +117,6 @@ def init_sentry(dsn: str, environment: str = "omnidrill-local", transport: Any =
         dsn=dsn,
         environment=environment,
         before_send=scrub_event,
-        send_default_pii=False,
         include_local_variables=False,
         default_integrations=False,
         **kwargs,

