@@ -63,3 +63,12 @@ def test_reader_merges_deltas_and_waits_for_whole_lines(tmp_path: Path) -> None:
         (100, "baseline", 4),
         (101, "fault", 4),
     ]
+    # Thresholds judged on a phase, as a drill's load check does.
+    assert st.judge("rps > 2.6", phase="fault").passed
+    assert not st.judge("rps > 2.7", phase="fault").passed
+    from omnidrill.load.thresholds import parse_threshold
+
+    bad = parse_threshold("error_rate < 1%").evaluate(st.phase("fault"))
+    assert not bad.passed and bad.measured == 1.0
+    assert parse_threshold("p50 <= 1ms").evaluate(st.phase("baseline"), scope="f").passed
+    assert not st.judge("requests > 0", phase="nope").passed

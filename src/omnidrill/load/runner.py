@@ -143,33 +143,11 @@ def exit_code(result: ScenarioResult | list[ScenarioResult], strict: bool = Fals
 def judge_thresholds(scenario: LoadScenario, stats: LoadStats) -> list[ThresholdResult]:
     """Every threshold of the scenario against the exact stats of the whole run."""
     total = stats.total()
-    results = []
-    for scope, exprs in scenario.thresholds.items():
-        agg = total.scope(scope)
-        for expr in exprs:
-            t = parse_threshold(expr)
-            measured = _measure(t.metric, t.percentile, agg, stats.duration_s)
-            ok = measured is not None and t.holds(measured)
-            results.append(ThresholdResult(scope, t, measured, ok))
-    return results
-
-
-def _measure(metric: str, pct: float | None, agg: Any, duration_s: float | None) -> float | None:
-    if metric == "requests":
-        return float(agg.requests)
-    if metric == "failures":
-        return float(agg.failures)
-    if agg.requests == 0:
-        return None
-    if pct is not None:
-        return agg.percentile_ms(pct)
-    if metric in ("min", "max", "avg"):
-        return agg.latency_ms(metric)
-    if metric == "error_rate":
-        return agg.error_rate
-    if metric == "rps":
-        return agg.requests / duration_s if duration_s else None
-    raise ValueError(metric)
+    return [
+        parse_threshold(expr).evaluate(total, scope=scope)
+        for scope, exprs in scenario.thresholds.items()
+        for expr in exprs
+    ]
 
 
 def probe(target: Target, timeout: float = 5.0) -> None:

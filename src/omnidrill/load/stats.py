@@ -116,6 +116,7 @@ class Slice:
 
     all: Agg = field(default_factory=Agg)
     functions: dict[str, Agg] = field(default_factory=dict)
+    duration_s: float | None = None  # set on a run's or a phase's slice, for rps
 
     def add(self, fn: str, status: int, code: str, n: int, fail: int, lat: dict[int, int]) -> None:
         self.all.add(status, code, n, fail, lat)
@@ -168,17 +169,26 @@ class LoadStats:
         return max(self.ended_at - self.started_at, 1e-9)
 
     def total(self) -> Slice:
-        out = Slice()
+        """The whole run (its duration set, for rps)."""
+        out = Slice(duration_s=self.duration_s)
         for s in self.seconds.values():
             out.merge(s)
         return out
 
     def phase(self, name: str) -> Slice:
-        out = Slice()
+        """The requests started while phase `name` was current (its duration set, for rps)."""
+        out = Slice(duration_s=self.phase_duration_s(name))
         for (_, ph), s in self.seconds.items():
             if ph == name:
                 out.merge(s)
         return out
+
+    def judge(self, expr: str, *, phase: str | None = None, scope: str = "all") -> Any:
+        """One threshold (`p95 < 300ms`) over the run or a phase: a ThresholdResult."""
+        from omnidrill.load.thresholds import parse_threshold
+
+        data = self.phase(phase) if phase else self.total()
+        return parse_threshold(expr).evaluate(data, scope=scope)
 
     def phase_duration_s(self, name: str) -> float | None:
         """Sum of the spans the phase was current (a phase may come back)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Op = Literal["<", "<=", ">", ">="]
 LATENCY_METRICS = ("min", "max", "avg", "med")
@@ -57,6 +57,17 @@ class Threshold:
         if self.metric == "error_rate":
             return "%"
         return "/s" if self.metric == "rps" else ""
+
+    def evaluate(
+        self, data: Any, *, scope: str = "all", duration_s: float | None = None
+    ) -> ThresholdResult:
+        """Judge this threshold on stats: a `Slice` (`LoadStats.total()`, `.phase(name)`; its
+        `scope` is "all" or a function) or an `Agg`. rps needs the slice's duration."""
+        agg = data.scope(scope) if hasattr(data, "scope") else data
+        if duration_s is None:
+            duration_s = getattr(data, "duration_s", None)
+        measured = measure(self, agg, duration_s)
+        return ThresholdResult(scope, self, measured, measured is not None and self.holds(measured))
 
     def holds(self, measured: float) -> bool:
         return {
@@ -133,7 +144,8 @@ class ThresholdResult:
         t = self.threshold
         where = "" if self.scope == "all" else f"[{self.scope}] "
         if self.measured is None:
-            return f"{where}{t.expr}: FAILED, no request in scope to measure"
+            why = "no duration to divide by" if t.metric == "rps" else "no request in scope"
+            return f"{where}{t.expr}: FAILED, nothing to measure ({why})"
         shown = _show(t, self.measured)
         if self.passed:
             return f"{where}{t.expr}: ok (measured {shown})"
@@ -166,3 +178,22 @@ def _show(t: Threshold, v: float) -> str:
     if t.metric == "rps":
         return f"{v:.2f}/s"
     return f"{v:g}" if not math.isnan(v) else "nan"
+
+
+def measure(t: Threshold, agg: Any, duration_s: float | None) -> float | None:
+    """The value of t's metric over an Agg; None when there is nothing to measure."""
+    if t.metric == "requests":
+        return float(agg.requests)
+    if t.metric == "failures":
+        return float(agg.failures)
+    if agg.requests == 0:
+        return None
+    if t.percentile is not None:
+        return agg.percentile_ms(t.percentile)  # type: ignore[no-any-return]
+    if t.metric in ("min", "max", "avg"):
+        return agg.latency_ms(t.metric)  # type: ignore[no-any-return]
+    if t.metric == "error_rate":
+        return agg.error_rate  # type: ignore[no-any-return]
+    if t.metric == "rps":
+        return agg.requests / duration_s if duration_s else None
+    raise ValueError(f"unknown metric {t.metric!r}")
