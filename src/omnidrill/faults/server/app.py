@@ -13,7 +13,7 @@ from typing import Any
 from omnidrill.errors import UsageError
 from omnidrill.faults.server import gojson
 from omnidrill.faults.server.api import API, VERSION, HTTPServer
-from omnidrill.faults.server.proxy import ProxyCollection
+from omnidrill.faults.server.proxy import APIError, ProxyCollection
 
 
 class PopulateError(Exception):
@@ -58,7 +58,10 @@ class ToxiproxyServer:
     async def populate(self, proxies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """POST /populate semantics from Python: returns the proxies as the API shows them."""
         entries = gojson.loads(json.dumps(proxies).encode())
-        done, error = await self.collection.populate(entries)
+        try:
+            done, error = await self.collection.populate(entries)
+        except APIError as exc:  # the list was rejected before anything was applied
+            raise PopulateError(exc.message, exc.status, []) from None
         shown = [p.to_json() for p in done]
         if error is not None:
             raise PopulateError(error.message, error.status, shown)

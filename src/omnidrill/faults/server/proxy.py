@@ -180,8 +180,9 @@ class Side(asyncio.Protocol):
 class Connection:
     """A client accepted by a proxy, its upstream socket, and the two links between them."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Proxy, generation: int) -> None:
         self.proxy = proxy
+        self.generation = generation  # which start() of the proxy accepted us
         self.client = Side(self)
         self.upstream: Side | None = None
         self.links: list[Link] = []
@@ -190,6 +191,11 @@ class Connection:
 
     def side_made(self, side: Side) -> None:
         if side is self.client:
+            if self.generation != self.proxy.generation:
+                # accepted just before the listener closed; asyncio hands it over a bit later
+                assert side.transport is not None
+                side.transport.abort()
+                return
             self.proxy.connections.add(self)
             self._dial = asyncio.get_running_loop().create_task(self._connect_upstream())
 
@@ -205,9 +211,8 @@ class Connection:
         upstream = Side(self)
         try:
             host, port = split_listen(self.proxy.upstream)
-            await asyncio.wait_for(
-                loop.create_connection(lambda: upstream, host or None, port), DIAL_TIMEOUT
-            )
+            async with asyncio.timeout(DIAL_TIMEOUT):
+                await loop.create_connection(lambda: upstream, host or None, port)
         except (OSError, APIError, TimeoutError):
             # the client sees the connection close, as with Toxiproxy when the upstream is down
             if self.client.transport is not None:
@@ -215,8 +220,8 @@ class Connection:
             return
         self.upstream = upstream
         assert self.client.transport is not None and upstream.transport is not None
-        if self.client.lost:
-            upstream.transport.close()
+        if self._done or self.client.lost or self.generation != self.proxy.generation:
+            upstream.transport.abort()  # the client went away, or the proxy stopped, meanwhile
             return
         chains = self.proxy.toxics.chains
         up = Link("upstream", self.client, upstream, chains["upstream"])
@@ -386,6 +391,7 @@ class Proxy:
         self.connections: set[Connection] = set()
         self.lock = asyncio.Lock()  # serialises start/stop/update and toxic changes
         self._server: asyncio.Server | None = None
+        self.generation = 0  # bumped by stop(): connections accepted before it are refused
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -418,7 +424,10 @@ class Proxy:
             raise APIError(f"listen tcp {shown}: bind: {reason}", 500) from None
         bound = sock.getsockname()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self).client, sock=sock)
+        generation = self.generation
+        self._server = await loop.create_server(
+            lambda: Connection(self, generation).client, sock=sock
+        )
         self.listen = join_hostport(bound[0], bound[1])
         self.enabled = True
 
@@ -427,6 +436,7 @@ class Proxy:
         if not self.enabled:
             return
         self.enabled = False
+        self.generation += 1
         if self._server is not None:
             self._server.close()
             self._server = None
