@@ -60,6 +60,7 @@ class Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     path_prefix: str
+    skip: int = 0  # matching requests to let through first
 
 
 @dataclass
@@ -92,11 +93,14 @@ class FakeDatadog:
         errors: list[str] | None = None,
         headers: dict[str, str] | None = None,
         path_prefix: str = "/api",
+        after: int = 0,
     ) -> None:
-        """The next `times` requests under path_prefix are answered `status` instead."""
+        """After `after` requests under path_prefix, answer the next `times` with `status`."""
         body = {"errors": errors or [f"fake error {status}"]}
-        for _ in range(times):
-            self.faults.append(Fault(status, body, headers or {}, path_prefix))
+        for i in range(times):
+            self.faults.append(
+                Fault(status, body, headers or {}, path_prefix, after if i == 0 else 0)
+            )
 
     def start(self) -> FakeDatadog:
         port = free_port()
@@ -161,6 +165,9 @@ class FakeDatadog:
                         (f for f in self.faults if request.url.path.startswith(f.path_prefix)),
                         None,
                     )
+                    if fault is not None and fault.skip > 0:
+                        fault.skip -= 1
+                        fault = None
                     if fault is not None:
                         self.faults.remove(fault)
                         status = fault.status

@@ -161,3 +161,21 @@ def test_cli_validate_and_render(project: Path, run_cli, tmp_path: Path) -> None
     assert (dest / "dashboards" / "omnihub-slos.json").is_file()
     code, _, err = run_cli("monitors", "validate", "--root", str(project), "--env", "qa")
     assert code == 2 and "no environment 'qa'" in err
+
+
+def test_shared_validator_accepts_every_shipped_file_with_environment_variables() -> None:
+    """What `omnidrill validate` needs to pass on monitors/, monitors/tests/ and dashboards/."""
+    from omnidrill.observe.source import validation_variables
+    from omnidrill.spec.loader import validate_paths
+
+    files = [
+        *sorted((ROOT / "monitors").glob("*.yaml")),
+        *sorted((ROOT / "monitors" / "tests").glob("*.yaml")),
+        *sorted((ROOT / "dashboards").glob("*.yaml")),
+    ]
+    for env in ENVS:
+        loaded, problems = validate_paths(
+            files, lambda _p, env=env: validation_variables(ROOT, {"env": env})
+        )
+        assert problems == [], [p.format() for p in problems]
+        assert {s.kind for s in loaded} == {"monitor", "monitor_test", "dashboard"}

@@ -215,3 +215,22 @@ def test_the_fake_refuses_what_datadog_refuses(fake_dd: FakeDatadog) -> None:
                 assert exc.status == 400 and msg in str(exc)
             else:
                 raise AssertionError(f"accepted {body}")
+
+
+def test_an_slo_target_change_is_planned_and_applied(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    _apply_all(run_cli, project)
+    env = project / "monitors" / "env" / "staging.yaml"
+    env.write_text(env.read_text().replace("latency_target: 99.0", "latency_target: 99.2"))
+    code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
+    assert code == 1
+    assert "~ update slo agent-latency (" in out
+    assert "    thresholds[0].target: 99 -> 99.2" in out
+    assert "1 to update" in out  # burn-rate monitors still name the same SLO id
+    code, out, err = run_cli("monitors", "apply", "--root", str(project))
+    assert code == 0, err
+    slo = next(s for s in fake_dd.slos.values() if s["type"] == "time_slice")
+    assert slo["thresholds"][0]["target"] == 99.2
+    code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
+    assert code == 0, out

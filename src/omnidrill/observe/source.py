@@ -74,4 +74,23 @@ def files_of(root: Path, kind: str) -> list[Path]:
     return sorted([*base.glob("*.yaml"), *base.glob("*.yml")])
 
 
-__all__ = ["Problem", "SourceFile", "SpecError", "env_variables", "files_of", "load"]
+OBSERVE_KINDS = frozenset(FOLDERS)
+
+
+def validation_variables(root: Path, context: dict[str, Any]) -> dict[str, Any]:
+    """Variables for `omnidrill validate` on monitor/dashboard/test files: the environment
+    named by `--var env=NAME` (staging when absent), then the general context on top."""
+    env = str(context.get("env") or "staging")
+    return {**env_variables(root, env), **context, "env": env}
+
+
+__all__ = [
+    "OBSERVE_KINDS",
+    "Problem",
+    "SourceFile",
+    "SpecError",
+    "env_variables",
+    "files_of",
+    "load",
+    "validation_variables",
+]
