@@ -169,3 +169,56 @@ def test_a_test_naming_an_unknown_monitor_is_bad_input(project: Path, run_cli) -
     code, _, err = run_cli("monitors", "test", "--root", str(project))
     assert code == 2
     assert "typo.yaml:4" in err and "no monitor 'dlq-not-emtpy'" in err
+
+
+def _burn_spec(slo_id: str) -> MonitorSpec:
+    return MonitorSpec(
+        id="burn",
+        name="burn",
+        type="slo alert",
+        burn_rate={"slo": slo_id, "long_window": "1h", "short_window": "5m", "threshold": 5},
+    )
+
+
+def test_burn_rate_of_a_metric_slo_by_hand() -> None:
+    from omnidrill.observe.evaluate import BurnRateEvaluator
+    from omnidrill.observe.models import SLOSpec
+
+    slo = SLOSpec(
+        id="avail",
+        name="a",
+        type="metric",
+        numerator="sum:req{status:ok}.as_count()",
+        denominator="sum:req{*}.as_count()",
+        thresholds=[{"timeframe": "30d", "target": 99}],
+    )
+    s = [_series("req", "status:ok", "100x60"), _series("req", "status:error", "0x55 10x4")]
+    ev = BurnRateEvaluator(_burn_spec("avail"), slo, s)
+    # long window (0, 60m]: 50 bad of 6050; short (55m, 60m]: 50 bad of 550; budget 1%
+    assert ev._rate(3600, 3600) == pytest.approx((50 / 6050) / 0.01)
+    assert ev._rate(3600, 300) == pytest.approx((50 / 550) / 0.01)
+    assert ev.value((), 3600) == pytest.approx((50 / 6050) / 0.01)
+    state = MonitorModel(_burn_spec("avail"), {"avail": slo}).run(s, [3600], 60)
+    assert state.overall(3600) == "OK"  # 0.83x over the hour: the long window holds it back
+
+
+def test_burn_rate_of_a_time_slice_slo_by_hand() -> None:
+    from omnidrill.observe.evaluate import BurnRateEvaluator
+    from omnidrill.observe.models import SLOSpec
+
+    slo = SLOSpec(
+        id="lat",
+        name="l",
+        type="time_slice",
+        time_slice={"query": "p95:lat{*}", "comparator": "<=", "threshold": 500},
+        thresholds=[{"timeframe": "30d", "target": 99}],
+    )
+    # minutes 51-55 are slow: the slice (50m, 55m] is bad, every other slice good
+    s = [_series("lat", "", "100x50 900x4 100x5")]
+    ev = BurnRateEvaluator(_burn_spec("lat"), slo, s)
+    assert ev._rate(3600, 3600) == pytest.approx((1 / 12) / 0.01)
+    assert ev._rate(3300, 300) == pytest.approx(1 / 0.01)
+    assert ev._rate(3600, 300) == 0
+    m = MonitorModel(_burn_spec("lat"), {"lat": slo})
+    ev2 = m.run(s, [3300, 3600], 60)
+    assert [ev2.overall(3300), ev2.overall(3600)] == ["Alert", "OK"]

@@ -399,8 +399,9 @@ class MetricEvaluator:
         ]
         return max(times) if times else None
 
-    def value(self, group: Group, t: float) -> float | None:
-        start = t - self.q.window_s
+    def value(self, group: Group, t: float, window_s: int | None = None) -> float | None:
+        """The query's value for `group` at `t` over its window (or `window_s`)."""
+        start = t - (window_s or self.q.window_s)
         if self.q.time_agg == "percentile":
             term = self.terms[0]
             pts = [v for s in self._term_series(term, group) for _, v in s.points(start, t)]
@@ -607,8 +608,7 @@ class BurnRateEvaluator:
 
     def _rate(self, t: float, window: int) -> float | None:
         if self.slo.type == "metric":
-            self.num.q.window_s = self.den.q.window_s = window
-            good, total = self.num.value((), t), self.den.value((), t)
+            good, total = self.num.value((), t, window), self.den.value((), t, window)
             if not total:
                 return None
             return (1 - (good or 0) / total) / self.budget
