@@ -109,6 +109,9 @@ from omnidrill.chaos.cli import halt, recover, run  # noqa: E402
 app.command("run")(run)
 app.command("recover")(recover)
 app.command("halt")(halt)
+from omnidrill.load.cli import load as load_scenarios  # noqa: E402
+
+app.command("load")(load_scenarios)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ LATENCY_METRICS = ("min", "max", "avg", "med")
 RATE_METRICS = ("error_rate",)
 PLAIN_METRICS = ("rps", "requests", "failures")
 KNOWN_METRICS = (
-    "p<N> (0<N<=100, e.g. p95, p99.9, p(95)), med, avg, min, max, "
+    "a percentile (p50, p95, p99.9, p(95): any N in 0-100), med, avg, min, max, "
     "error_rate, rps, requests, failures"
 )
 
