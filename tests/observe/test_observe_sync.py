@@ -234,3 +234,17 @@ def test_an_slo_target_change_is_planned_and_applied(
     assert slo["thresholds"][0]["target"] == 99.2
     code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
     assert code == 0, out
+
+
+def test_dd_site_selects_the_host() -> None:
+    from omnidrill.observe.ddclient import DatadogSettings, configuration
+
+    def host(site: str) -> str:
+        return configuration(DatadogSettings("k" * 32, "a" * 40, site)).host
+
+    assert host("datadoghq.eu") == "https://api.datadoghq.eu"
+    assert host("us5.datadoghq.com") == "https://api.us5.datadoghq.com"
+    assert host("dd.internal.example") == "https://api.dd.internal.example"
+    assert host("http://127.0.0.1:8126/") == "http://127.0.0.1:8126"
+    settings = DatadogSettings.from_env({"DD_API_KEY": "x" * 32, "DD_APP_KEY": "y" * 40})
+    assert settings.site == "datadoghq.com"

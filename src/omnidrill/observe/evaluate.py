@@ -94,19 +94,20 @@ class Series:
     interval: int
 
     def points(self, start_excl: float, end_incl: float) -> list[tuple[int, float]]:
-        out = []
-        for i, v in enumerate(self.values):
-            t = i * self.interval
-            if v is not None and start_excl < t <= end_incl:
-                out.append((t, v))
-        return out
+        """Points with start_excl < t <= end_incl (the values sit on a grid: no search)."""
+        first = max(math.floor(start_excl / self.interval) + 1, 0)
+        last = min(math.floor(end_incl / self.interval), len(self.values) - 1)
+        return [
+            (i * self.interval, v)
+            for i in range(first, last + 1)
+            if (v := self.values[i]) is not None
+        ]
 
     def last_point_at_or_before(self, t: float) -> int | None:
-        best = None
-        for i, v in enumerate(self.values):
-            if v is not None and i * self.interval <= t:
-                best = i * self.interval
-        return best
+        for i in range(min(math.floor(t / self.interval), len(self.values) - 1), -1, -1):
+            if self.values[i] is not None:
+                return i * self.interval
+        return None
 
 
 _SERIES_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?:\{([^}]*)\})?\s*$")
