@@ -206,14 +206,16 @@ def _first_byte_delay(host: str, port: int, timeout: float) -> float | None:
 
 def do_approval_set(rt: Runtime, step: ApprovalSet, res: StepResult) -> None:
     approval_id = str(rt.resolve(step.approval))
+    # Decisions are final (a decided approval cannot go back to pending), so a drill only
+    # decides approvals its own requests created: nothing of anyone else's is ever changed.
+    if not _created_here(rt, approval_id):
+        raise StepNotRun(
+            f"approval {approval_id} was not created by this drill's requests; omnidrill only "
+            "decides its own approvals"
+        )
     row = rt.world.store.get_row(APPROVALS, approval_id)
     if row is None:
         raise StepNotRun(f"approval_queue has no row {approval_id}")
-    rt.register_undo(
-        "approval.restore",
-        {"id": approval_id, "status": row.get("status")},
-        f"restore approval {approval_id} to {row.get('status')!r}",
-    )
     after = rt.world.store.patch_row(APPROVALS, approval_id, {"status": step.status})
     rt.mark_changed()
     res.detail.update(
@@ -225,6 +227,14 @@ def do_approval_set(rt: Runtime, step: ApprovalSet, res: StepResult) -> None:
     pause_hook(rt)
 
 
+def _created_here(rt: Runtime, approval_id: str) -> bool:
+    for result in rt.results.values():
+        body = result.get("body") if isinstance(result, dict) else None
+        if isinstance(body, dict) and body.get("approval_id") == approval_id:
+            return True
+    return False
+
+
 # --- requests and waiting --------------------------------------------------------------------
 
 
@@ -232,7 +242,8 @@ def guard_rest_write(rt: Runtime, spec: RequestSpec, step_id: str | None) -> Non
     """A write to the controls table (S1 probes) may succeed on a faulty target: undo first."""
     if spec.path is None or (spec.method or "GET") == "GET":
         return
-    if not spec.path.startswith("/rest/v1/emergency_controls"):
+    table_path = spec.path if spec.base == "controls" else spec.path.removeprefix("/rest/v1")
+    if not table_path.startswith("/emergency_controls"):
         return
     row = rt.world.controls()
     if step_id:

@@ -109,6 +109,8 @@ def judge_answer(rt: Runtime, expect: Expect, a: Answer) -> list[str]:
 
 
 def _judge_refusal(rt: Runtime, code: str, a: Answer, where: str) -> list[str]:
+    if code == "APPROVAL_PENDING":
+        return []  # not an error: its body is the approval, judged by `body:`
     if rt.profile.expect.error_codes:
         if a.code != code:
             return [f"{where}: error code {a.code!r}, expected {code!r}"]

@@ -132,6 +132,10 @@ class RequestSpec(SpecModel):
         default="both", description="which header carries `key` (the other gets the anon key)"
     )
     headers: dict[str, str] = Field(default_factory=dict)
+    base: Literal["functions", "controls"] = Field(
+        default="functions",
+        description="`controls`: the path is relative to the profile's controls.url (.../rest/v1)",
+    )
     instances: Literal["base", "all"] = Field(
         default="base", description="`all`: send to every instance of the profile"
     )

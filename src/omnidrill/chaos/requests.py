@@ -48,6 +48,8 @@ def functions_of(spec: RequestSpec) -> list[str]:
 
 
 def instances_of(rt: Runtime, spec: RequestSpec) -> list[str]:
+    if spec.base == "controls":
+        return [(rt.profile.controls.url or rt.profile.base_url).rstrip("/")]
     return list(rt.profile.instances) if spec.instances == "all" else [rt.profile.base_url]
 
 

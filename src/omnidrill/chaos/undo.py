@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from omnidrill.chaos.controlstore import APPROVALS, CONTROLS, ControlStore
+from omnidrill.chaos.controlstore import CONTROLS, ControlStore
 from omnidrill.chaos.marks import parse_mark
 
 
@@ -44,9 +44,6 @@ def apply_undo(world: World, kind: str, params: dict[str, Any]) -> str:
     if kind == "toxic.remove":
         _need_faults(world).remove_toxic(params["proxy"], params["name"], missing_ok=True)
         return f"toxic {params['name']} removed from {params['proxy']}"
-    if kind == "approval.restore":
-        world.store.patch_row(APPROVALS, params["id"], {"status": params["status"]})
-        return f"approval {params['id']} status restored to {params['status']}"
     raise ValueError(f"unknown undo kind {kind!r}")
 
 
