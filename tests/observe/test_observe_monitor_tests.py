@@ -222,3 +222,18 @@ def test_burn_rate_of_a_time_slice_slo_by_hand() -> None:
     m = MonitorModel(_burn_spec("lat"), {"lat": slo})
     ev2 = m.run(s, [3300, 3600], 60)
     assert [ev2.overall(3300), ev2.overall(3600)] == ["Alert", "OK"]
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_each_shipped_monitor_has_a_firing_and_a_quiet_case(env: str) -> None:
+    from omnidrill.observe.compile import compile_monitors
+    from omnidrill.observe.source import env_variables, files_of, load
+
+    variables = env_variables(ROOT, env)
+    states: dict[str, set[str]] = {m: set() for m in compile_monitors(ROOT, env).monitor_specs()}
+    for path in files_of(ROOT, "monitor_test"):
+        for case in load(path, "monitor_test", variables).model.tests:
+            for exp in case.expect:
+                states[exp.monitor].add(exp.state)
+    lacking = {m: s for m, s in states.items() if not {"Alert", "OK"} <= s}
+    assert lacking == {}

@@ -248,3 +248,42 @@ def test_dd_site_selects_the_host() -> None:
     assert host("http://127.0.0.1:8126/") == "http://127.0.0.1:8126"
     settings = DatadogSettings.from_env({"DD_API_KEY": "x" * 32, "DD_APP_KEY": "y" * 40})
     assert settings.site == "datadoghq.com"
+
+
+def test_the_fake_refuses_malformed_bodies_on_the_wire(fake_dd: FakeDatadog) -> None:
+    """What the SDK's models would stop client-side, sent raw, is refused as Datadog does."""
+    import httpx
+
+    headers = {"DD-API-KEY": fake_dd.api_key, "DD-APPLICATION-KEY": fake_dd.app_key}
+    cases = [
+        ({"type": "query alert", "name": "no query"}, "Missing required field: 'query'"),
+        (
+            {"type": "query alert", "query": "avg(last_5m):avg:x{*} > 1", "name": 5},
+            "Invalid value for 'name'",
+        ),
+        (
+            {"type": "query alert", "query": "avg(last_5m):avg:x{*} > 1", "priority": 9},
+            "Invalid priority",
+        ),
+        (
+            {
+                "type": "query alert",
+                "query": "avg(last_5m):avg:x{*} > 1",
+                "options": {"thresholds": {"critical": "high"}},
+            },
+            "expected a number",
+        ),
+    ]
+    with httpx.Client(base_url=fake_dd.url, headers=headers, timeout=10) as client:
+        for body, msg in cases:
+            r = client.post("/api/v1/monitor", json=body)
+            assert r.status_code == 400 and msg in r.json()["errors"][0], (body, r.text)
+        r = client.post(
+            "/api/v1/monitor", json={"type": "query alert", "query": "avg(last_5m):avg:x{*} > 1"}
+        )
+        mon = r.json()
+        assert r.status_code == 200 and isinstance(mon["id"], int)
+        assert mon["overall_state"] == "No Data" and mon["creator"]["handle"]
+        assert mon["options"]["notify_audit"] is False and mon["options"]["new_host_delay"] == 300
+        r = client.get("/api/v1/monitor", headers={"DD-APPLICATION-KEY": "nope"})
+        assert r.status_code == 403 and r.json() == {"errors": ["Forbidden"]}

@@ -613,9 +613,11 @@ class BurnRateEvaluator:
             if not total:
                 return None
             return (1 - (good or 0) / total) / self.budget
-        # slices ending inside (t - window, t]; a slice without data counts as good
-        ends = [e for e in range(self.slice_s, int(t) + 1, self.slice_s) if e > t - window]
-        if not ends:
+        # every slice ending inside (t - window, t] counts, those before the data too:
+        # a slice without data is good (uptime), as Datadog counts it
+        first = (math.floor((t - window) / self.slice_s) + 1) * self.slice_s
+        ends = list(range(first, int(t) + 1, self.slice_s))
+        if not ends or self.last_data((), t) is None:
             return None
         bad = 0
         for e in ends:
