@@ -1,0 +1,93 @@
+"""`summary.md`: a short Markdown table fit for a pull-request comment or a chat message."""
+
+from __future__ import annotations
+
+from omnidrill.report.model import DrillView, RunView, verdict_rank
+from omnidrill.report.words import VERDICT_ICON, fmt_s, headline, label
+
+MAX_REASON = 140
+
+
+def _cell(text: str) -> str:
+    """Markdown table cells hold one line and no unescaped pipe."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _short(text: str, limit: int = MAX_REASON) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _why(d: DrillView) -> str:
+    if d.reason:
+        return _short(d.reason)
+    for check in d.failed_checks:
+        if check.evidence:
+            return _short(f"{check.label}: {check.evidence[0].text}")
+        return _short(check.label)
+    return ""
+
+
+def render_summary(run: RunView, report_link: str | None = None) -> str:
+    """The summary: headline, one row per drill and scenario, why anything did not pass."""
+    lines = [f"## {VERDICT_ICON.get(run.verdict, '')} {headline(run)}".replace("##  ", "## "), ""]
+    meta = [f"target `{run.target}` ({run.environment})"]
+    if run.started_at:
+        meta.append(f"started {run.started_at}")
+    if run.duration_s is not None:
+        meta.append(f"took {fmt_s(run.duration_s)}")
+    meta.append(f"run `{run.run_id}`")
+    lines += [" · ".join(meta), ""]
+    if run.drills:
+        lines += [
+            "| drill | clauses | verdict | time to effect | time to recover | why |",
+            "|---|---|---|---|---|---|",
+        ]
+        for d in sorted(run.drills, key=lambda d: (verdict_rank(d.verdict), d.name)):
+            tte, ttr = d.measure("time to effect"), d.measure("time to recover")
+            lines.append(
+                "| "
+                + " | ".join(
+                    _cell(x)
+                    for x in (
+                        d.title or d.name,
+                        ", ".join(d.clauses),
+                        f"{VERDICT_ICON.get(d.verdict, '')} {label(d.verdict)}".strip(),
+                        tte.text() if tte and tte.seconds is not None else "-",
+                        ttr.text() if ttr and ttr.seconds is not None else "-",
+                        _why(d) if d.verdict != "passed" else "",
+                    )
+                )
+                + " |"
+            )
+        lines.append("")
+    if run.scenarios:
+        lines += ["| scenario | verdict | thresholds | duration | why |", "|---|---|---|---|---|"]
+        for s in run.scenarios:
+            held = sum(t.passed for t in s.thresholds)
+            failed = [t.message for t in s.thresholds if not t.passed]
+            why = _short(s.reason or "; ".join(failed)) if s.verdict != "passed" else ""
+            lines.append(
+                "| "
+                + " | ".join(
+                    _cell(x)
+                    for x in (
+                        s.name,
+                        f"{VERDICT_ICON.get(s.verdict, '')} {label(s.verdict)}".strip(),
+                        f"{held}/{len(s.thresholds)} held",
+                        fmt_s(s.duration_s),
+                        why,
+                    )
+                )
+                + " |"
+            )
+        lines.append("")
+    if run.pending_undos:
+        lines += [
+            f"**{len(run.pending_undos)} undo(s) did not run: the target may be left changed.** "
+            f"Run `omnidrill recover --target {run.target}`.",
+            "",
+        ]
+    if report_link:
+        lines += [f"Report: {report_link}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,258 @@
+"""What the renderers show: a run read from its journal, in the words of the reports.
+
+`omnidrill.report.journal` builds these from `journal.json`; the renderers (HTML, JUnit,
+Markdown, history) only ever see these, so each reads one small, typed structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# A drill's or a run's verdict, worst first: the order the summaries sort by.
+VERDICT_ORDER = (
+    "rollback_failed",
+    "error",
+    "running",
+    "aborted",
+    "inconclusive",
+    "failed",
+    "not_run",
+    "skipped",
+    "passed",
+    "done",
+)
+
+
+# The engine's phase names, as a runbook says them.
+PHASE_WORDS = {
+    "steady_state_before": "steady state before",
+    "method": "method",
+    "rollbacks": "rollback",
+    "undo": "undo",
+    "steady_state_after": "recovery",
+}
+
+
+def verdict_rank(verdict: str) -> int:
+    return VERDICT_ORDER.index(verdict) if verdict in VERDICT_ORDER else 0
+
+
+@dataclass
+class Evidence:
+    """One piece of a failed check's evidence: the request, what was expected, what came back."""
+
+    text: str
+    request: str | None = None
+    expected: str | None = None
+    got: str | None = None
+
+
+@dataclass
+class CheckView:
+    """One step of a drill (a check or an action) and how it ended."""
+
+    phase: str  # steady_state | method | rollback | undo | recovery | ...
+    index: int
+    kind: str  # http, rpc.tx_absent, controls.set, ...
+    name: str
+    is_check: bool
+    verdict: str  # passed | failed | done | skipped | inconclusive | error | aborted | ...
+    clause: str | None = None
+    started_ts: float | None = None
+    ended_ts: float | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    requests_total: int = 0
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_ts is None or self.ended_ts is None:
+            return None
+        return max(0.0, self.ended_ts - self.started_ts)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in {"failed", "error", "inconclusive", "aborted"}
+
+    @property
+    def label(self) -> str:
+        phase = PHASE_WORDS.get(self.phase, self.phase.replace("_", " "))
+        return f"{phase} {self.index + 1}: {self.name or self.kind}"
+
+
+@dataclass
+class Measure:
+    """A measured time (to effect, to recover) and the resolution it was measured at."""
+
+    what: str  # "time to effect" | "time to recover"
+    seconds: float | None
+    resolution_s: float | None
+    bound_s: float | None = None
+    step: str | None = None
+
+    def text(self) -> str:
+        if self.seconds is None:
+            return "not measured"
+        res = f" (±{self.resolution_s:.3f} s)" if self.resolution_s is not None else ""
+        return f"{self.seconds:.3f} s{res}"
+
+
+@dataclass
+class TrafficSecond:
+    """Every request of a drill that started in one second (probes, actions, load together)."""
+
+    t: int
+    count: int
+    by_status: dict[str, int]
+    by_code: dict[str, int]
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+@dataclass
+class ThresholdView:
+    """A load threshold with what was measured."""
+
+    scope: str
+    expr: str
+    measured: str
+    passed: bool
+    message: str
+    phase: str | None = None
+
+
+@dataclass
+class DrillView:
+    """One drill of the run."""
+
+    name: str  # the file's stem or its id
+    title: str
+    file: str | None
+    clauses: list[str]
+    verdict: str
+    reason: str = ""
+    started_ts: float | None = None
+    ended_ts: float | None = None
+    steps: list[CheckView] = field(default_factory=list)
+    measures: list[Measure] = field(default_factory=list)
+    traffic: list[TrafficSecond] = field(default_factory=list)
+    thresholds: list[ThresholdView] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def checks(self) -> list[CheckView]:
+        return [s for s in self.steps if s.is_check]
+
+    @property
+    def failed_checks(self) -> list[CheckView]:
+        return [s for s in self.checks if s.failed]
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_ts is None or self.ended_ts is None:
+            return None
+        return max(0.0, self.ended_ts - self.started_ts)
+
+    def measure(self, what: str) -> Measure | None:
+        return next((m for m in self.measures if m.what == what), None)
+
+
+@dataclass
+class ScenarioView:
+    """A load or rate-limit scenario run on its own (not as a drill's background)."""
+
+    name: str
+    file: str | None
+    verdict: str
+    reason: str = ""
+    started_ts: float | None = None
+    ended_ts: float | None = None
+    thresholds: list[ThresholdView] = field(default_factory=list)
+    checks: list[CheckView] = field(default_factory=list)
+    traffic: list[TrafficSecond] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_ts is None or self.ended_ts is None:
+            return None
+        return max(0.0, self.ended_ts - self.started_ts)
+
+
+@dataclass
+class RunView:
+    """A whole run: its verdict first, then everything it found."""
+
+    run_id: str
+    target: str
+    environment: str
+    status: str
+    exit_code: int | None
+    verdict: str
+    started_at: str | None
+    ended_at: str | None
+    started_ts: float | None
+    duration_s: float | None
+    host: str = ""
+    omnidrill_version: str = ""
+    journal_version: str = ""
+    argv: list[str] = field(default_factory=list)
+    drills: list[DrillView] = field(default_factory=list)
+    scenarios: list[ScenarioView] = field(default_factory=list)
+    pending_undos: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for item in [*self.drills, *self.scenarios]:
+            out[item.verdict] = out.get(item.verdict, 0) + 1
+        return out
+
+    def coverage(self) -> list[tuple[str, list[Covering], str]]:
+        """Clause -> the drills and scenarios that check it -> its verdict (the worst of them).
+
+        A drill covers the clauses it lists; a scenario the clauses of its verdicts, each with
+        that verdict's own status.
+        """
+        by_clause: dict[str, list[Covering]] = {}
+        for d in self.drills:
+            for c in d.clauses:
+                by_clause.setdefault(c, []).append(
+                    Covering(d.title or d.name, f"drill-{d.name}", d.verdict)
+                )
+        for s in self.scenarios:
+            for check in s.checks:
+                if check.clause:
+                    by_clause.setdefault(check.clause, []).append(
+                        Covering(f"scenario {s.name}", f"scenario-{s.name}", check.verdict)
+                    )
+        rows = []
+        for clause in sorted(by_clause, key=clause_sort_key):
+            items = by_clause[clause]
+            verdict = min((i.verdict for i in items), key=verdict_rank)
+            rows.append((clause, items, verdict))
+        return rows
+
+
+@dataclass(frozen=True)
+class Covering:
+    """A drill or a scenario that checks a clause, and its verdict."""
+
+    name: str
+    anchor: str
+    verdict: str
+
+
+_CLAUSE_ORDER = "SCARIP"
+
+
+def clause_sort_key(clause: str) -> tuple[int, int, str]:
+    """Clauses in CONTRACT.md's order: S, C, A, R, I, P, then by number."""
+    head, num = clause[:1], clause[1:]
+    return (
+        _CLAUSE_ORDER.index(head) if head in _CLAUSE_ORDER else 99,
+        int(num) if num.isdigit() else 0,
+        clause,
+    )
