@@ -237,3 +237,19 @@ def test_each_shipped_monitor_has_a_firing_and_a_quiet_case(env: str) -> None:
                 states[exp.monitor].add(exp.state)
     lacking = {m: s for m, s in states.items() if not {"Alert", "OK"} <= s}
     assert lacking == {}
+
+
+def test_a_series_without_the_group_tag_is_not_guessed(project: Path, run_cli) -> None:
+    (project / "monitors" / "tests" / "untagged.yaml").write_text(
+        "tests:\n  - name: untagged\n    input_series:\n"
+        "      - {series: 'omnihub.dlq.depth{env:staging}', values: '3x10'}\n"
+        "    expect: [{monitor: dlq-not-empty, at: 5m, state: Alert}]\n"
+    )
+    code, out, _ = run_cli("monitors", "test", "--root", str(project))
+    assert code == 1
+    assert "cannot be evaluated" in out and "['queue'] tag" in out
+
+
+def test_as_count_with_another_time_aggregator_is_not_testable() -> None:
+    with pytest.raises(NotTestable, match="as_count"):
+        parse_metric_query("avg(last_5m):sum:x{*}.as_count() > 1")

@@ -316,6 +316,8 @@ def parse_metric_query(query: str) -> MetricQuery:
     pct = [t for t in terms if t.space in _PCTS]
     if (time_agg == "percentile") != bool(pct) or (pct and len(terms) > 1):
         raise NotTestable("pNN terms are modelled only alone, with the percentile() aggregator")
+    if any(t.as_count for t in terms) and time_agg != "sum":
+        raise NotTestable(f".as_count() is modelled with sum(), not {time_agg}()")
     if pct and any(t.default_zero for t in terms):
         raise NotTestable("default_zero() around a pNN term is not modelled")
     return q
@@ -376,8 +378,14 @@ class MetricEvaluator:
             for s in self.series:
                 if t.matches(s) and t.by:
                     g = t.group_of(s)
-                    if g is not None:
-                        out.add(g)
+                    if g is None:
+                        missing = [k for k in t.by if k not in s.tags]
+                        tags = ",".join(f"{k}:{v}" for k, v in s.tags.items())
+                        raise NotTestable(
+                            f"series {s.metric}{{{tags}}} has no {missing} tag: "
+                            "Datadog groups it as N/A, which is not modelled"
+                        )
+                    out.add(g)
         return out if self.by else {()}
 
     def _term_series(self, t: Term, group: Group) -> list[Series]:

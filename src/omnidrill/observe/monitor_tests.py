@@ -118,7 +118,14 @@ def run_tests(
                         f"{report.not_testable[mid]}"
                     ]
                     continue
-                ev = models[mid].run(series, [t for t, _ in exps], step=60)
+                try:
+                    ev = models[mid].run(series, [t for t, _ in exps], step=60)
+                except NotTestable as exc:
+                    report.blocked.append(
+                        f"{src.path}: test {case.name!r}: monitor {mid} cannot be evaluated "
+                        f"on these series: {exc}"
+                    )
+                    continue
                 for t, exp in exps:
                     report.checked += 1
                     if exp.group is None:
