@@ -247,6 +247,7 @@ class FakeDatadog:
         opts.setdefault("notify_no_data", False)
         opts.setdefault("require_full_window", False)
         opts.setdefault("silenced", {})
+        opts.setdefault("locked", False)
         if opts.get("notify_no_data") and not opts.get("no_data_timeframe"):
             w = re.search(r"last_(\d+)([mhd])", mon["query"])
             mins = int(w.group(1)) * {"m": 1, "h": 60, "d": 1440}[w.group(2)] if w else 5
@@ -270,6 +271,7 @@ class FakeDatadog:
         mon.update(
             id=mid,
             created=_now(),
+            created_at=int(time.time() * 1000),
             modified=_now(),
             creator=dict(CREATOR),
             deleted=None,

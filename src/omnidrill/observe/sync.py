@@ -39,6 +39,7 @@ _COMPUTED: dict[str, set[str]] = {
     "monitor": {
         "id",
         "created",
+        "created_at",
         "creator",
         "deleted",
         "modified",
