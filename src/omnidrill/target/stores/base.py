@@ -28,8 +28,9 @@ class Store(ABC):
     # --- what a backend provides -------------------------------------------------------------
 
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[Execute]:
-        """A transaction that may write; commits on success, rolls back on any exception."""
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[Execute]:
+        """A transaction (commits on success, rolls back on any exception); `write=False` is
+        one read-only statement, run without BEGIN/COMMIT round trips."""
 
     @abstractmethod
     def _decode(self, table: Table, columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
@@ -54,8 +55,9 @@ class Store(ABC):
 
     def select(self, read: Read) -> list[dict[str, Any]]:
         """Rows matching a read, as JSON-ready dicts."""
-        with self._transaction() as ex:
-            if read.table is APPROVAL_QUEUE:
+        expires = read.table is APPROVAL_QUEUE
+        with self._transaction(write=expires) as ex:
+            if expires:
                 self._expire_approvals(ex)
             sql, params = select_sql(read, self.dialect)
             rows = ex(sql, params)

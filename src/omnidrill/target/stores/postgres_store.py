@@ -175,15 +175,18 @@ class PostgresStore(Store):
         return f"PostgresStore(schema={self.schema!r})"  # never the DSN
 
     @contextmanager
-    def _transaction(self) -> Iterator[Execute]:
+    def _transaction(self, *, write: bool = True) -> Iterator[Execute]:
         with self._pool.connection() as conn:
+
+            def ex(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                cur = conn.execute(sql, list(params))  # type: ignore[call-overload]
+                return cur.fetchall() if cur.description else []
+
             try:
+                if not write:
+                    yield ex  # autocommit: one statement, one round trip
+                    return
                 with conn.transaction():
-
-                    def ex(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-                        cur = conn.execute(sql, list(params))  # type: ignore[call-overload]
-                        return cur.fetchall() if cur.description else []
-
                     yield ex
             except psycopg.Error as exc:
                 raise _map_error(exc) from None

@@ -91,14 +91,9 @@ class SqliteStore(Store):
         return f"SqliteStore({str(self.path)!r})"
 
     @contextmanager
-    def _transaction(self) -> Iterator[Execute]:
+    def _transaction(self, *, write: bool = True) -> Iterator[Execute]:
         with self._lock:
             conn = self._conn
-            try:
-                # IMMEDIATE takes the write lock up front, so two writers never interleave.
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _map_error(exc) from None
 
             def ex(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
                 try:
@@ -106,6 +101,14 @@ class SqliteStore(Store):
                 except sqlite3.Error as exc:
                     raise _map_error(exc) from None
 
+            if not write:
+                yield ex  # one statement in autocommit mode is its own transaction
+                return
+            try:
+                # IMMEDIATE takes the write lock up front, so two writers never interleave.
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _map_error(exc) from None
             try:
                 yield ex
             except BaseException:
