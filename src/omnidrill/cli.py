@@ -112,6 +112,9 @@ app.command("halt")(halt)
 from omnidrill.load.cli import load as load_scenarios  # noqa: E402
 
 app.command("load")(load_scenarios)
+from omnidrill.report.cli import report  # noqa: E402
+
+app.command("report")(report)
 
 
 def main() -> None:
