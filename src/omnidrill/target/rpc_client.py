@@ -2,18 +2,158 @@
 
 Each attempt is bounded by `rpc_timeout` as a whole (connect, send and answer). There is no
 circuit breaker: the next request tries the primary again (P3, rpc_recovery_s = 0).
+
+The transport is a small keep-alive HTTP/1.1 client on asyncio streams: every read-only
+request makes one RPC call, and httpx's pool cost several times the rest of the request on
+one core (see benchmarks/target_bench.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from omnidrill.target.telemetry import Telemetry
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+MAX_IDLE = 64
+
+
+class TransportError(Exception):
+    """The provider could not be reached, or broke the HTTP exchange."""
+
+
+class HttpPool:
+    """Keep-alive connections to one HTTP(S) endpoint; POST JSON, read the answer."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"RPC URL must be http(s)://host[:port][/path], got {url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        netloc = parts.netloc.rpartition("@")[2]
+        self._head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {netloc}\r\n"
+            "Content-Type: application/json\r\nAccept: application/json\r\n"
+        ).encode()
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post_json(self, payload: Any) -> tuple[int, bytes]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        request = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if reader.at_eof() or writer.is_closing():
+                writer.close()
+                continue
+            try:
+                return await self._exchange(reader, writer, request)
+            except _Stale:
+                continue  # closed by the peer while idle: nothing was answered; use another
+        try:
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self._ssl, limit=MAX_RESPONSE_BYTES
+            )
+        except OSError as exc:
+            raise TransportError(f"connect failed ({type(exc).__name__})") from exc
+        try:
+            return await self._exchange(reader, writer, request)
+        except _Stale as exc:
+            raise TransportError("connection closed before an answer") from exc
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> tuple[int, bytes]:
+        keep = False
+        try:
+            writer.write(request)
+            await writer.drain()
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                if not exc.partial:
+                    raise _Stale() from exc
+                raise TransportError("truncated answer") from exc
+            status, length, chunked, keep = _parse_head(head)
+            if chunked:
+                data = await _read_chunked(reader)
+            elif length is not None:
+                if length > MAX_RESPONSE_BYTES:
+                    raise TransportError(f"answer too large ({length} bytes)")
+                data = await reader.readexactly(length)
+            else:
+                keep = False
+                data = await reader.read(MAX_RESPONSE_BYTES)
+            return status, data
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            keep = False
+            if isinstance(exc, ConnectionResetError | BrokenPipeError) and not writer.is_closing():
+                raise _Stale() from exc
+            raise TransportError(type(exc).__name__) from exc
+        except BaseException:
+            keep = False  # cancelled (timeout) mid-exchange: the connection is unusable
+            raise
+        finally:
+            if keep and len(self._idle) < MAX_IDLE:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+
+    async def aclose(self) -> None:
+        while self._idle:
+            _, writer = self._idle.pop()
+            writer.close()
+
+
+class _Stale(Exception):
+    """A reused connection turned out closed before any answer byte."""
+
+
+def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
+    lines = head.split(b"\r\n")
+    status_line = lines[0].split(b" ", 2)
+    if (
+        len(status_line) < 2
+        or not status_line[0].startswith(b"HTTP/1.")
+        or not status_line[1].isdigit()
+    ):
+        raise TransportError("not an HTTP/1.x answer")
+    length: int | None = None
+    chunked = False
+    keep = status_line[0] == b"HTTP/1.1"
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        value = value.strip().lower()
+        if name == b"content-length" and value.isdigit():
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value:
+            chunked = True
+        elif name == b"connection":
+            keep = value == b"keep-alive" or (keep and value != b"close")
+    return int(status_line[1]), length, chunked, keep
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    out = bytearray()
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")  # no trailers expected from JSON-RPC servers
+            return bytes(out)
+        if len(out) + size > MAX_RESPONSE_BYTES:
+            raise TransportError("answer too large")
+        out += await reader.readexactly(size)
+        await reader.readexactly(2)
 
 
 class RpcUnavailable(Exception):
@@ -48,13 +188,7 @@ class RpcClient:
         self._timeout = timeout_s
         self._tm = telemetry
         self._ids = itertools.count(1)
-        self._http = {
-            name: httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout_s),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            )
-            for name in self._urls
-        }
+        self._http = {name: HttpPool(url) for name, url in self._urls.items()}
 
     async def call(self, method: str, params: list[Any]) -> RpcResult:
         problems: list[str] = []
@@ -63,10 +197,10 @@ class RpcClient:
             outcome = "error"
             try:
                 async with asyncio.timeout(self._timeout):
-                    resp = await self._http[provider].post(self._urls[provider], json=payload)
-                if resp.status_code != 200:
-                    raise ValueError(f"HTTP {resp.status_code}")
-                body = resp.json()
+                    status, raw = await self._http[provider].post_json(payload)
+                if status != 200:
+                    raise ValueError(f"HTTP {status}")
+                body = json.loads(raw)
                 if not isinstance(body, dict):
                     raise ValueError("answer is not a JSON-RPC object")
                 if body.get("error") is not None:
@@ -83,7 +217,7 @@ class RpcClient:
             except TimeoutError:
                 outcome = "timeout"
                 problems.append(f"{provider}: no answer within {int(self._timeout * 1000)} ms")
-            except (httpx.HTTPError, ValueError) as exc:
+            except (TransportError, ValueError) as exc:
                 problems.append(f"{provider}: {type(exc).__name__}")
             finally:
                 self._tm.count(
