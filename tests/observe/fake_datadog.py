@@ -78,6 +78,8 @@ class FakeDatadog:
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     url: str = ""
+    # Whether PUT /monitor replaces `options` or merges it is not documented: test both
+    options_on_put: str = "replace"
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1_000_001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: uvicorn.Server | None = None
@@ -309,7 +311,9 @@ class FakeDatadog:
         merged = {**mon, **(body or {})}
         self._check_monitor(merged, create=True)
         for k, v in (body or {}).items():
-            if k not in ("id", "created", "creator", "overall_state", "modified"):
+            if k == "options" and self.options_on_put == "merge":
+                mon["options"] = {**mon.get("options", {}), **v}
+            elif k not in ("id", "created", "creator", "overall_state", "modified"):
                 mon[k] = v
         mon["modified"] = _now()
         self._monitor_defaults(mon)

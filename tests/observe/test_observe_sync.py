@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .fake_datadog import FakeDatadog
 
 
@@ -51,9 +53,11 @@ def test_one_edited_threshold_is_exactly_one_field_in_the_plan(
     assert code == 0, out
 
 
+@pytest.mark.parametrize("options_on_put", ["replace", "merge"])
 def test_a_change_made_in_the_ui_is_shown_and_reverted(
-    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli, options_on_put: str
 ) -> None:
+    fake_dd.options_on_put = options_on_put
     _apply_all(run_cli, project)
     mon = next(m for m in fake_dd.monitors.values() if "omnidrill-id:dlq-not-empty" in m["tags"])
     mon["options"]["renotify_interval"] = 30  # someone edited it by hand
@@ -63,6 +67,8 @@ def test_a_change_made_in_the_ui_is_shown_and_reverted(
     assert 'name: "renamed by hand" -> ' in out
     run_cli("monitors", "apply", "--root", str(project))
     assert mon["name"].endswith("is not empty")
+    code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
+    assert code == 0, out
 
 
 def test_prune_removes_only_managed_objects_of_the_environment(
@@ -287,3 +293,18 @@ def test_the_fake_refuses_malformed_bodies_on_the_wire(fake_dd: FakeDatadog) -> 
         assert mon["options"]["notify_audit"] is False and mon["options"]["new_host_delay"] == 300
         r = client.get("/api/v1/monitor", headers={"DD-APPLICATION-KEY": "nope"})
         assert r.status_code == 403 and r.json() == {"errors": ["Forbidden"]}
+
+
+def test_apply_keeps_a_mute_set_by_on_call(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    _apply_all(run_cli, project)
+    mon = next(m for m in fake_dd.monitors.values() if "omnidrill-id:rpc-errors" in m["tags"])
+    mon["options"]["silenced"] = {"*": None}  # muted by hand during an incident
+    code, out, _ = run_cli("monitors", "plan", "--root", str(project), "--exit-code")
+    assert code == 0, out  # not a difference
+    mon["message"] = "edited by hand"
+    code, out, _ = run_cli("monitors", "apply", "--root", str(project))
+    assert code == 0
+    assert mon["message"] != "edited by hand"
+    assert mon["options"]["silenced"] == {"*": None}

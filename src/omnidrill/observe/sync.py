@@ -89,7 +89,6 @@ _DEFAULTS: dict[str, Any] = {
     "options.require_full_window": False,
     "options.renotify_interval": 0,
     "options.escalation_message": "",
-    "options.silenced": {},
     "options.locked": False,
     "options.evaluation_delay": 0,
     "options.timeout_h": 0,
@@ -101,6 +100,8 @@ _DEFAULTS: dict[str, Any] = {
 # Filled in by Datadog from other fields, whatever their value.
 _DERIVED = {
     "options.no_data_timeframe",
+    # muting is on-call's, not the YAML's: never diffed, and kept on update (see apply)
+    "options.silenced",
     "thresholds[].target_display",
     "thresholds[].warning_display",
 }
@@ -130,6 +131,7 @@ class Change:
     live_id: str | None = None
     diffs: list[FieldDiff] = field(default_factory=list)
     desired: Desired | None = None
+    live: dict[str, Any] | None = None
 
 
 @dataclass
@@ -325,7 +327,7 @@ def plan(compiled: Compiled, live: Live, kinds: set[Kind]) -> list[Change]:
             w = _wanted_norm(kind, body)
             diffs = diff(normalize(kind, live_body, w), w)
             changes.append(
-                Change("update" if diffs else "unchanged", kind, d.id, live_id, diffs, d)
+                Change("update" if diffs else "unchanged", kind, d.id, live_id, diffs, d, live_body)
             )
         for yid, (live_id, _) in live.objects[kind].items():
             if yid not in seen:
@@ -362,6 +364,8 @@ def apply(
                 call(settings, what, api.update_slo, ch.live_id, ServiceLevelObjective(**body))
         elif ch.kind == "monitor":
             api_m = MonitorsApi(client)
+            if ch.action == "update":
+                body = _update_body(body, ch.live or {})
             if ch.action == "create":
                 call(settings, what, api_m.create_monitor, Monitor(**body))
             else:
@@ -386,6 +390,20 @@ def apply(
                 )
         done.append(ch)
     return done
+
+
+def _update_body(body: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """Whether Datadog merges or replaces options on PUT, the result must equal the YAML:
+    options set by hand and absent from the YAML are sent back at their defaults, and a
+    mute set by on-call (`silenced`) is kept."""
+    body = copy.deepcopy(body)
+    opts = body.setdefault("options", {})
+    for k, v in (live.get("options") or {}).items():
+        if k == "silenced" and v:
+            opts.setdefault(k, v)
+        elif k not in opts and f"options.{k}" in _DEFAULTS and v is not None:
+            opts[k] = _DEFAULTS[f"options.{k}"]
+    return body
 
 
 def prune(settings: DatadogSettings, client: ApiClient, changes: list[Change]) -> list[Change]:
