@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from omnidrill.faults.server.splice import SpliceRelay
     from omnidrill.faults.server.toxics import ToxicWrapper
 
 # Soft limits of a channel between two stages: past either, the writer waits (backpressure).
@@ -49,6 +50,12 @@ class Outlet(Protocol):
     def full(self) -> bool: ...
     def wait_space(self) -> Awaitable[None]: ...
     def on_space(self, callback: Callable[[], None]) -> None: ...
+
+
+class Sink(Outlet, Protocol):
+    """The socket a link writes into."""
+
+    def write_now(self, data: memoryview) -> bool: ...
 
 
 class Channel:
@@ -224,18 +231,20 @@ class Source(Protocol):
 
     def pause_source(self) -> None: ...
     def resume_source(self) -> None: ...
+    def start_reading(self) -> None: ...
 
 
 class Link:
     """One direction (upstream: client to server; downstream: server to client) of a connection."""
 
     def __init__(
-        self, direction: str, source: Source, sink: Outlet, chain: list[ToxicWrapper]
+        self, direction: str, source: Source, sink: Sink, chain: list[ToxicWrapper]
     ) -> None:
         self.direction = direction
         self.source = source
         self.sink = sink
         self.stages: list[Stage] = []
+        self.relay: SpliceRelay | None = None  # set while bytes move by splice (no toxics)
         self.eof_fed = False
         self._loop = asyncio.get_running_loop()
         out: Outlet = sink
@@ -246,16 +255,26 @@ class Link:
         self.head: Outlet = out
 
     def start(self) -> None:
+        """Start the stages, and reading the source (by splice when there are no toxics)."""
         for stage in self.stages:
             stage.start()
+        if self.relay is not None:
+            self.relay.start()
+        else:
+            self.source.start_reading()
 
-    def feed(self, data: bytes) -> None:
-        """Data read from the source socket."""
+    def feed(self, data: memoryview) -> bool:
+        """Data read from the source socket; True if the sink kept a reference to it."""
         head = self.head
-        head.put_nowait(Chunk(data, self._loop.time()))
+        kept = False
+        if head is self.sink:
+            kept = self.sink.write_now(data)  # no toxics: straight through
+        else:
+            head.put_nowait(Chunk(bytes(data), self._loop.time()))
         if head.full():
             self.source.pause_source()
             head.on_space(self._space_available)
+        return kept
 
     def _space_available(self) -> None:
         if not self.head.full():
@@ -269,6 +288,8 @@ class Link:
             self.head.put_nowait(None)
 
     def cancel(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         for stage in self.stages:
             stage.cancel()
 
@@ -282,10 +303,19 @@ class Link:
         """Append a toxic to the end of the chain of a live link."""
         inp = Channel()
         if not self.stages:
+            relay, self.relay = self.relay, None
+            left = relay.detach() if relay is not None else b""
+            if left:  # read before the toxic existed: written out first, as in-flight data
+                self.sink.put_nowait(Chunk(left, self._loop.time()))
             stage = Stage(self, wrapper, inp, self.sink)
             self.stages.append(stage)
             self.head = inp
             stage.start()
+            if relay is not None:
+                if relay.eof:
+                    self.feed_eof()
+                else:
+                    self.source.start_reading()
             return
         last = self.stages[-1]
         if not await last.interrupt():

@@ -10,11 +10,13 @@ import socket
 import struct
 from typing import Any
 
-from omnidrill.faults.server import gojson
+from omnidrill.faults.server import gojson, splice
 from omnidrill.faults.server.link import Item, Link
 from omnidrill.faults.server.toxics import TOXIC_TYPES, ToxicWrapper, default_attributes
 
 DIAL_TIMEOUT = 30.0  # seconds to reach the upstream before the client is closed
+READ_SIZE = 256 * 1024  # bytes per read, as asyncio's own default
+WRITE_HIGH_WATER = 1024 * 1024  # a sink buffers this much before its source pauses
 PROXY_FIELDS = {"name": "string", "listen": "string", "upstream": "string", "enabled": "bool"}
 TOXIC_FIELDS = {
     "name": "string",
@@ -85,7 +87,7 @@ def _set_linger_zero(transport: asyncio.BaseTransport | None) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-class Side(asyncio.Protocol):
+class Side(asyncio.BufferedProtocol):
     """One socket of a proxied connection: the source of one link and the sink of the other."""
 
     def __init__(self, conn: Connection) -> None:
@@ -93,6 +95,8 @@ class Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.link: Link | None = None  # the link this socket feeds
         self.lost = False
+        self._buf: bytearray | None = None
+        self._view = memoryview(b"")
         self._read_paused = False  # backpressure from the link
         self._write_paused = False
         self._space_waiters: list[asyncio.Future[None]] = []
@@ -103,11 +107,22 @@ class Side(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.pause_reading()  # until both links exist
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conn.side_made(self)
 
-    def data_received(self, data: bytes) -> None:
-        if self.link is not None:
-            self.link.feed(data)
+    def get_buffer(self, sizehint: int) -> bytearray:
+        # reads land in one reused buffer (no allocation per read); see buffer_updated
+        if self._buf is None:
+            self._buf = bytearray(READ_SIZE)
+            self._view = memoryview(self._buf)
+        return self._buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        link = self.link
+        if link is not None and link.feed(self._view[:nbytes]):
+            # the sink kept a part of this read in its buffer: read into a fresh one next time,
+            # so that nothing still referencing this buffer can see it overwritten
+            self._buf = None
 
     def eof_received(self) -> bool:
         if self.link is not None:
@@ -118,8 +133,15 @@ class Side(asyncio.Protocol):
         self.lost = True
         self._write_paused = False
         self._notify_space()
+        # relays watch this socket's fd themselves: release it before asyncio closes it
+        for link in self.conn.links:
+            if link.relay is not None and link.sink is self:
+                link.relay.stop()
         if self.link is not None:
-            self.link.feed_eof()
+            if self.link.relay is not None and self.link.relay.active:
+                self.link.relay.source_lost()  # ends the link once the pipe is written out
+            else:
+                self.link.feed_eof()
         self.conn.side_lost(self)
 
     def pause_writing(self) -> None:
@@ -140,7 +162,20 @@ class Side(asyncio.Protocol):
             self._read_paused = False
             self.transport.resume_reading()
 
+    def start_reading(self) -> None:
+        t = self.transport
+        if t is not None and not self.lost and not t.is_closing() and not self._read_paused:
+            t.resume_reading()
+
     # -- sink side (the Outlet protocol)
+    def write_now(self, data: memoryview) -> bool:
+        """Fast path (no toxics): write a read straight through; True if some of it was kept."""
+        t = self.transport
+        if t is None or self.lost or t.is_closing():
+            return False
+        t.write(data)
+        return t.get_write_buffer_size() > 0
+
     def put_nowait(self, item: Item) -> None:
         t = self.transport
         if t is None or self.lost or t.is_closing():
@@ -227,15 +262,16 @@ class Connection:
         up = Link("upstream", self.client, upstream, chains["upstream"])
         down = Link("downstream", upstream, self.client, chains["downstream"])
         self.links = [up, down]
+        use_splice = splice.available(loop)
+        self.client.link, upstream.link = up, down
         for link in self.links:
             if any(w.type == "reset_peer" for w in chains[link.direction]):
                 _set_linger_zero(self.client.transport)
                 _set_linger_zero(upstream.transport)
+            if use_splice and not link.stages:
+                link.relay = splice.SpliceRelay(link, link.source, link.sink)  # type: ignore[arg-type]
             self.proxy.toxics.links.add(link)
             link.start()
-        self.client.link, upstream.link = up, down
-        self.client.transport.resume_reading()
-        upstream.transport.resume_reading()
 
     def side_lost(self, side: Side) -> None:
         dialing = self._dial is not None and not self._dial.done()
