@@ -37,6 +37,10 @@ def run(
         typer.Option("--confirm", help="the profile's name: required for production profiles"),
     ] = None,
     var: VarOption = None,
+    notify_slack: Annotated[
+        bool,
+        typer.Option("--notify-slack", help="post the summary to SLACK_WEBHOOK_URL at the end"),
+    ] = False,
 ) -> None:
     """Run drills (chaos/) and scenarios (scenarios/) on a target: one journal, one exit code."""
     from omnidrill.chaos.runner import RunOptions
@@ -53,6 +57,10 @@ def run(
         confirm=confirm,
         variables=variables,
     )
+    if notify_slack:  # a missing webhook is refused before anything is touched
+        from omnidrill.notify.slack import webhook_from_env
+
+        opts.slack_webhook = webhook_from_env()
     raise typer.Exit(run_files(paths, profile, opts))
 
 

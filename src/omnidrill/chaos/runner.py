@@ -37,6 +37,7 @@ class RunOptions:
     confirm: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     mute_monitors: bool = False
+    slack_webhook: str | None = None  # --notify-slack: post summary.md there (report issue)
 
 
 @dataclass
@@ -230,7 +231,29 @@ def _run_locked(
     status = {0: "passed", 1: "failed", 3: "aborted", 4: "rollback_failed", 5: "inconclusive"}
     journal.finish(status.get(code, "finished"), code)
     printer.table(outcomes, scenario_rows, str(journal.path))
+    _publish_reports(journal.path, opts, printer)
     return code
+
+
+def _publish_reports(journal_path: Path, opts: RunOptions, printer: Progress) -> None:
+    """report.html, junit.xml, summary.md, reports/index.html and latest; Slack when asked.
+
+    Never changes the run's exit code: the journal is written either way, and
+    `omnidrill report` renders it again.
+    """
+    from omnidrill.report import publish
+
+    try:
+        written = publish(journal_path, slack_webhook=opts.slack_webhook)
+    except Exception as exc:  # a report failure must not hide the verdict
+        printer.line(
+            f"warning: reports not written ({type(exc).__name__}: {exc}); "
+            f"render them with `omnidrill report {journal_path}`"
+        )
+        return
+    for warning in written.warnings:
+        printer.line(f"warning: {warning}")
+    printer.line(f"report: {written.files.get('html', written.out_dir)}")
 
 
 def _run_scenario(
