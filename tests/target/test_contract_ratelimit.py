@@ -114,11 +114,15 @@ def test_r6_health_is_never_limited_and_does_not_count(target: Target) -> None:
     assert target.balance(client=client).status_code == 200
 
 
-def test_r7_redis_unreachable_refuses_trades_and_serves_reads(target: Target) -> None:
+@pytest.mark.parametrize("how", ["down", "slow"])
+def test_r7_redis_unreachable_refuses_trades_and_serves_reads(target: Target, how: str) -> None:
     if not target.has_proxy("redis"):
         pytest.skip(f"the {target.name} stack keeps its limiter in memory (no redis path)")
     timeout_s = target.limits["rpc_timeout_ms"] / 1000
-    target.proxy_enabled("redis", False)
+    if how == "down":
+        target.proxy_enabled("redis", False)
+    else:
+        target.add_latency("redis", 5000)
     started = time.monotonic()
     r, txh = target.trade(amount=5)
     took = time.monotonic() - started
@@ -126,7 +130,7 @@ def test_r7_redis_unreachable_refuses_trades_and_serves_reads(target: Target) ->
     assert took <= timeout_s + SLACK_S
     assert target.balance().status_code == 200  # expect.redis_outage_reads: serve
     assert target.agent().status_code == 200
-    r2, txh2 = target.trade(amount=5, headers={"Idempotency-Key": "r7-key"})
+    r2, txh2 = target.trade(amount=5, headers={"Idempotency-Key": f"r7-{how}"})
     assert r2.status_code == 503
     target.reset_faults()
     assert target.sends_of(txh) == 0 and target.sends_of(txh2) == 0

@@ -35,6 +35,14 @@ def test_operations_answer_the_contract_shapes(target: Target) -> None:
     assert target.sends_of(txh) == 1
 
 
+def test_every_answer_has_a_trace_id_even_off_the_map(target: Target) -> None:
+    base = target.profile["base_url"]
+    for method, path in (("GET", "/"), ("POST", "/functions/v1/"), ("GET", "/rest/v1/x")):
+        r = target.http.request(method, base + path, headers=target.headers())
+        assert r.status_code == 404, path
+        assert r.json()["code"] == "NOT_FOUND" and r.headers["X-Trace-ID"]
+
+
 def test_trace_ids_are_unique(target: Target) -> None:
     ids = {target.balance().headers["X-Trace-ID"] for _ in range(5)}
     ids |= {target.call("nope", {}).headers["X-Trace-ID"] for _ in range(3)}

@@ -168,6 +168,11 @@ class Functions:
                     self.function,
                     methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                 ),
+                Route(
+                    "/{path:path}",
+                    self.not_found,
+                    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                ),
             ],
         )
 
@@ -178,6 +183,19 @@ class Functions:
     async def healthz(self, request: Request) -> Response:
         trace_id = uuid.uuid4().hex
         return JSONResponse({"status": "ok"}, headers={"X-Trace-ID": trace_id})
+
+    async def not_found(self, request: Request) -> Response:
+        """Outside /functions/v1/: still a JSON error with a trace id, never a bare page."""
+        trace_id = uuid.uuid4().hex
+        return JSONResponse(
+            {
+                "error": "not found; functions live under /functions/v1/",
+                "code": "NOT_FOUND",
+                "trace_id": trace_id,
+            },
+            status_code=404,
+            headers={"X-Trace-ID": trace_id},
+        )
 
     async def function(self, request: Request) -> Response:
         trace_id = uuid.uuid4().hex
