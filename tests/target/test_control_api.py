@@ -421,13 +421,13 @@ def test_reject(api: httpx.Client) -> None:
 
 
 def test_pending_past_expires_at_reads_expired_and_cannot_be_approved(api: httpx.Client) -> None:
-    soon = new_approval(api, expires_at=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
+    soon = new_approval(api, expires_at=(datetime.now(UTC) + timedelta(seconds=2)).isoformat())
     past = new_approval(api, expires_at=(datetime.now(UTC) - timedelta(seconds=5)).isoformat())
     assert soon["status"] == "pending"
     by_id = {r["id"]: r for r in api.get("/approval_queue").json()}
     assert by_id[past["id"]]["status"] == "expired"
     assert by_id[soon["id"]]["status"] == "pending"
-    time.sleep(1.3)  # soon's expires_at passes; no writer touches the row meanwhile
+    _sleep_past(soon["expires_at"])  # no writer touches the row meanwhile
     (row,) = api.get("/approval_queue", params={"id": f"eq.{soon['id']}"}).json()
     assert row["status"] == "expired"
     assert row["decided_at"] == row["expires_at"]
@@ -439,11 +439,15 @@ def test_pending_past_expires_at_reads_expired_and_cannot_be_approved(api: httpx
 
 
 def test_approval_granted_in_time_stays_approved_after_expiry(api: httpx.Client) -> None:
-    row = new_approval(api, expires_at=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
-    api.patch(f"/approval_queue?id=eq.{row['id']}", json={"status": "approved"})
-    time.sleep(1.2)
+    row = new_approval(api, expires_at=(datetime.now(UTC) + timedelta(seconds=2)).isoformat())
+    assert api.patch(f"/approval_queue?id=eq.{row['id']}", json={"status": "approved"}).is_success
+    _sleep_past(row["expires_at"])
     (got,) = api.get("/approval_queue", params={"id": f"eq.{row['id']}"}).json()
     assert got["status"] == "approved"
+
+
+def _sleep_past(ts: str) -> None:
+    time.sleep(max(0.0, (datetime.fromisoformat(ts) - datetime.now(UTC)).total_seconds()) + 0.2)
 
 
 # --- filters, order, limit ------------------------------------------------------------------
@@ -481,8 +485,9 @@ def test_filters(api: httpx.Client, three: list[dict[str, Any]]) -> None:
     assert _users(api, {"decided_at": "not.is.null"}) == []
     assert _users(api, {"id": f"eq.{three[1]['id']}"}) == ["bob"]
     assert _users(api, {"id": f"eq.{three[1]['id'].upper()}"}) == ["bob"]
-    created = three[1]["created_at"]
-    assert _users(api, {"created_at": f"lte.{created}", **by_amount}) == ["alice", "bob"]
+    created = three[2]["created_at"]  # carol came last
+    assert _users(api, {"created_at": f"lt.{created}", **by_amount}) == ["alice", "bob"]
+    assert _users(api, {"created_at": f"gte.{created}"}) == ["carol, jr"]
 
 
 def test_filter_on_timestamp_with_unencoded_plus(api: httpx.Client, base_url: str) -> None:

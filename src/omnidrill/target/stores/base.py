@@ -40,6 +40,10 @@ class Store(ABC):
     def _expire_approvals(self, ex: Execute) -> None:
         """Mark pending approvals past expires_at as expired (lazily, before every access)."""
 
+    def _before_insert(self, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+        """Defaults the database cannot give as precisely itself (runs inside the transaction)."""
+        return row
+
     def _before_update(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
         """Values the database would set itself on update (a backend without triggers for it)."""
         return values
@@ -76,7 +80,7 @@ class Store(ABC):
         out: list[dict[str, Any]] = []
         with self._transaction() as ex:
             for row in prepared:
-                out.extend(self._insert_one(ex, table, row, cols))
+                out.extend(self._insert_one(ex, table, self._before_insert(table, row), cols))
         return [self._decode(table, cols, r) for r in out] if returning else []
 
     def update(

@@ -135,6 +135,13 @@ class SqliteStore(Store):
             [iso(utc_now())],
         )
 
+    def _before_insert(self, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+        # SQLite's clock has milliseconds; stamp microseconds so rows inserted close together
+        # still order by created_at, as they do in Postgres.
+        if table.column("created_at") is not None and "created_at" not in row:
+            return {**row, "created_at": utc_now()}
+        return row
+
     def _before_update(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
         # Postgres' BEFORE UPDATE trigger does this there; SQLite triggers cannot change NEW.
         if table is EMERGENCY_CONTROLS:
