@@ -171,6 +171,7 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
         "kind": "toxic",
         "what": f"under a {step.type} toxic {step.attributes}",
         "blocks": blocks and step.toxicity >= 1.0,
+        "delay_s": latency_ms / 1000,
     }
     if step.type == "latency" and latency_ms and step.toxicity >= 1.0:
         took = _first_byte_delay(host, port, timeout=latency_ms / 1000 + 3.0)

@@ -176,7 +176,12 @@ def fault_bypassed(rt: Runtime, answers: list[Answer]) -> str | None:
         if a.status is None or a.status >= 300 or not a.provider:
             continue
         fault = rt.active_faults.get(f"rpc_{a.provider}")
-        if fault and fault.get("blocks"):
+        if not fault or not fault.get("blocks"):
+            continue
+        # A slowed path still carries traffic: only an answer faster than the delay bypassed it.
+        if a.latency_s >= fault.get("delay_s", 0) * 0.9 and fault["kind"] == "toxic":
+            continue
+        if fault:
             return (
                 f"{a.function or a.url} on {a.instance} answered {a.status} through provider "
                 f"{a.provider!r} while proxy rpc_{a.provider} is {fault['what']}: the target's "

@@ -7,6 +7,7 @@ does not offer it, the evidence says so.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ from omnidrill.chaos.runtime import DrillInconclusive
 from omnidrill.profile import Resolved
 
 TIMEOUT = 5.0
+_HTTP = httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_connections=16))
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc-check")
 
 
 def direct_routes(resolved: Resolved) -> dict[str, str]:
@@ -29,11 +32,7 @@ def direct_routes(resolved: Resolved) -> dict[str, str]:
 
 def _rpc(url: str, method: str, params: list[Any]) -> Any:
     try:
-        resp = httpx.post(
-            url,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-            timeout=TIMEOUT,
-        )
+        resp = _HTTP.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         body = resp.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise DrillInconclusive(
@@ -49,7 +48,7 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
 def calls(url: str) -> list[dict[str, Any]] | None:
     """The provider's /__calls, or None when it does not offer them."""
     try:
-        resp = httpx.get(f"{url}/__calls", timeout=TIMEOUT)
+        resp = _HTTP.get(f"{url}/__calls")
     except httpx.HTTPError as exc:
         raise DrillInconclusive(secrets.scrub(f"provider {url}/__calls: {exc}")) from None
     if resp.status_code != 200:
@@ -85,8 +84,12 @@ def absent(providers: dict[str, str], sent: list[dict[str, Any]]) -> tuple[list[
                 f"provider {which} offers no /__calls: judged by eth_getTransactionByHash only "
                 "(a send it accepted and dropped would not show)"
             )
-        for s in sent:
-            found = _rpc(url, "eth_getTransactionByHash", [s["tx_hash"]])
+        found_all = list(
+            _POOL.map(
+                lambda s, url=url: _rpc(url, "eth_getTransactionByHash", [s["tx_hash"]]), sent
+            )
+        )
+        for s, found in zip(sent, found_all, strict=True):
             if found is not None:
                 problems.append(
                     f"transaction {s['tx_hash']} (answered {s['status']}) exists on {which}"

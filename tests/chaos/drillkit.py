@@ -1,0 +1,91 @@
+"""Helpers of the chaos tests: reference stacks (correct and faulty) and a drill runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAOS = ROOT / "chaos"
+FAULTINJECT = Path(__file__).resolve().parent / "faultinject"
+
+
+@dataclass
+class Stack:
+    profile_path: Path
+    profile: dict[str, Any]
+    tmp: Path
+
+
+@contextlib.contextmanager
+def start_stack(tmp: Path, *args: str, fault: str | None = None) -> Iterator[Stack]:
+    """The reference stack (`--fast`, OS-chosen ports); `fault` replaces one behaviour."""
+    from omnidrill.target.launch import launch_stack
+
+    saved = dict(os.environ)
+    if fault:
+        os.environ["OMNIDRILL_FAULT"] = fault
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(FAULTINJECT), *filter(None, [saved.get("PYTHONPATH")])]
+        )
+    try:
+        cm = launch_stack(["--fast", "--base-port", "0", *args], tmp)
+        profile_path, profile = cm.__enter__()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        yield Stack(profile_path, profile, tmp)
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@dataclass
+class RunResult:
+    code: int
+    journal: dict[str, Any]
+    output: str
+
+    def drill(self, name: str) -> dict[str, Any]:
+        return next(d for d in self.journal["drills"] if Path(d["file"]).stem == name)
+
+    def failed_clauses(self, name: str) -> set[str]:
+        return {e["clause"] for e in self.drill(name)["evidence"] if e["clause"]}
+
+    def evidence_text(self, name: str) -> str:
+        return json.dumps(self.drill(name)["evidence"])
+
+
+def run_drills(
+    stack: Stack, *drills: str, report: Path, strict: bool = False, **opts: Any
+) -> RunResult:
+    """Run standard drills in this process, as `omnidrill run` would."""
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.runner import RunOptions, run
+    from omnidrill.cliutil import load_profile
+
+    profile = load_profile(str(stack.profile_path))
+    buf = io.StringIO()
+    printer = Progress(Console(file=buf, width=200, highlight=False))
+    paths = [CHAOS / f"{d}.yaml" for d in drills]
+    code = run(
+        paths,
+        profile,
+        RunOptions(target=str(stack.profile_path), report_dir=report, strict=strict, **opts),
+        printer=printer,
+    )
+    journal = json.loads((report / "journal.json").read_text())
+    return RunResult(code, journal, buf.getvalue())
+
+
+def omnidrill_cmd() -> list[str]:
+    return [sys.executable, "-m", "omnidrill.cli"]
