@@ -308,3 +308,12 @@ def test_apply_keeps_a_mute_set_by_on_call(
     assert code == 0
     assert mon["message"] != "edited by hand"
     assert mon["options"]["silenced"] == {"*": None}
+
+
+def test_dashboards_before_their_slos_is_a_clear_error(
+    project: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    code, _, err = run_cli("dashboards", "apply", "--root", str(project))
+    assert code == 2
+    assert "['agent-availability', 'agent-latency']" in err and "monitors apply" in err
+    assert fake_dd.dashboards == {}  # refused before changing anything

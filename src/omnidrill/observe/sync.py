@@ -19,6 +19,7 @@ from datadog_api_client.v1.model.service_level_objective_request import (
     ServiceLevelObjectiveRequest,
 )
 
+from omnidrill.errors import UsageError
 from omnidrill.observe.compile import (
     DASHBOARD_MARK_RE,
     ENV_TAG,
@@ -348,12 +349,22 @@ def apply(
     """Create and update (never delete); SLOs first, since monitors and dashboards name them."""
     done = []
     slo_ids = live.slo_ids()
+    coming = {c.id for c in changes if c.kind == "slo" and c.action == "create"}
+    # refuse before changing anything when an object names an SLO that will not exist
+    for ch in changes:
+        if ch.desired is None or ch.action not in ("create", "update"):
+            continue
+        names = set(SLO_REF_RE.findall(json.dumps(ch.desired.body)))
+        missing = sorted(names - set(slo_ids) - coming)
+        if missing:
+            raise UsageError(
+                f"{ch.kind} {ch.id} names SLO(s) {missing} that do not exist in "
+                f"{compiled.env} yet: run `omnidrill monitors apply --env {compiled.env}` first"
+            )
     for ch in changes:
         if ch.action not in ("create", "update") or ch.desired is None:
             continue
         body = resolve_refs(ch.desired.body, slo_ids)
-        if SLO_REF_RE.search(json.dumps(body)):
-            raise RuntimeError(f"{ch.kind} {ch.id}: unresolved SLO reference in {body}")
         what = f"{ch.action} of {ch.kind} {ch.id}"
         if ch.kind == "slo":
             api = ServiceLevelObjectivesApi(client)
