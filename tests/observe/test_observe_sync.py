@@ -317,3 +317,22 @@ def test_dashboards_before_their_slos_is_a_clear_error(
     assert code == 2
     assert "['agent-availability', 'agent-latency']" in err and "monitors apply" in err
     assert fake_dd.dashboards == {}  # refused before changing anything
+
+
+def test_server_side_rewrites_are_no_difference(
+    tmp_path: Path, fake_dd: FakeDatadog, dd_env: dict[str, str], run_cli
+) -> None:
+    """Datadog stores `metric alert` as `query alert`, trims text, fills option defaults."""
+    (tmp_path / "monitors" / "env").mkdir(parents=True)
+    (tmp_path / "monitors" / "env" / "staging.yaml").write_text("{}\n")
+    (tmp_path / "monitors" / "m.yaml").write_text(
+        "monitors:\n  - id: m\n    name: '  padded name  '\n    type: metric alert\n"
+        "    query: 'avg(last_5m):avg:x{*} > 2'\n    message: |\n      text\n\n"
+        "    options: {notify_no_data: true}\n"
+    )
+    code, _, err = run_cli("monitors", "apply", "--root", str(tmp_path))
+    assert code == 0, err
+    (mon,) = fake_dd.monitors.values()
+    assert mon["type"] == "query alert" and mon["options"]["no_data_timeframe"] == 10
+    code, out, _ = run_cli("monitors", "plan", "--root", str(tmp_path), "--exit-code")
+    assert code == 0, out

@@ -247,10 +247,9 @@ def _normalize(kind: Kind, value: Any, wanted: Any, path: str) -> Any:
                 continue
             in_wanted = isinstance(wanted, dict) and k in wanted
             if not in_wanted:
-                generic = sub
-                if generic in _DERIVED or v in (None, [], {}, ""):
+                if sub in _DERIVED or v in (None, [], {}, ""):
                     continue
-                if generic in _DEFAULTS and _num(_DEFAULTS[generic]) == _num(v):
+                if sub in _DEFAULTS and _num(_DEFAULTS[sub]) == _num(v):
                     continue
             out[k] = _normalize(kind, v, wanted.get(k) if isinstance(wanted, dict) else None, sub)
         return out
@@ -263,25 +262,19 @@ def _normalize(kind: Kind, value: Any, wanted: Any, path: str) -> Any:
             for i, v in enumerate(value)
         ]
     if isinstance(value, str):
-        return value.strip()
-    if kind == "monitor" and path == "type" and value == "metric alert":
-        return "query alert"
+        if kind == "monitor" and path == "type" and value == "metric alert":
+            return "query alert"  # Datadog stores metric monitors as query alerts
+        return value.strip()  # Datadog trims names and messages
     return _num(value)
 
 
 def normalize(kind: Kind, live: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
     """`live` without what Datadog computes or defaults, in the shape of `wanted`."""
-    out = _normalize(kind, live, wanted, "")
-    if kind == "monitor" and out.get("type") == "metric alert":
-        out["type"] = "query alert"
-    return out
+    return _normalize(kind, live, wanted, "")  # type: ignore[no-any-return]
 
 
 def _wanted_norm(kind: Kind, wanted: dict[str, Any]) -> dict[str, Any]:
-    out = _normalize(kind, wanted, wanted, "")
-    if kind == "monitor" and out.get("type") == "metric alert":
-        out["type"] = "query alert"
-    return out
+    return _normalize(kind, wanted, wanted, "")  # type: ignore[no-any-return]
 
 
 def diff(live: Any, wanted: Any, path: str = "") -> list[FieldDiff]:
