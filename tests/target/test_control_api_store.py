@@ -158,3 +158,25 @@ def test_control_app_refuses_unusable_keys(tmp_path: Path) -> None:
             create_control_app(store, anon_key="same-key", service_role_key="same-key")
         with pytest.raises(ValueError, match="both"):
             create_control_app(store, anon_key="", service_role_key="x-key")
+
+
+@pytest.mark.postgres
+def test_connections_killed_while_idle_are_replaced(
+    pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a database restart (here: its backends terminated) the next request still works."""
+    from omnidrill.target.stores import postgres_store
+
+    monkeypatch.setattr(postgres_store, "_VALIDATE_AFTER_IDLE_S", 0.0)
+    with open_store(pg_dsn, "", pg_schema=pg_schema) as store:
+        assert len(_controls(store)) == 1
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                [f"omnidrill-control:{pg_schema}"],
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert len(_controls(store)) == 1
+        _flip(store, "after restart")
+        assert _controls(store)[0]["reason"] == "after restart"

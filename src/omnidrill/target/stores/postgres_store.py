@@ -29,6 +29,8 @@ _MIGRATION_FILE = re.compile(r"(\d{14})_([a-z0-9_]+)\.sql")
 _CONNECT_TIMEOUT_S = 3
 _STATEMENT_TIMEOUT_MS = 5000
 _ACQUIRE_TIMEOUT_S = 5.0
+# A connection idle this long is checked before use: the server may have restarted meanwhile.
+_VALIDATE_AFTER_IDLE_S = 5.0
 
 _CASTS = {
     Kind.UUID: "uuid",
@@ -74,6 +76,14 @@ def migration_files() -> list[tuple[str, str, str]]:
     return sorted(found)
 
 
+def _alive(conn: psycopg.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
 class _Pool:
     """A few reusable connections; a broken one is dropped, never handed out again."""
 
@@ -81,21 +91,30 @@ class _Pool:
         self._dsn = dsn
         self._schema = schema
         self._max = max_size
-        self._idle: list[psycopg.Connection] = []
+        self._idle: list[tuple[psycopg.Connection, float]] = []  # (connection, idle since)
         self._size = 0
         self._cond = threading.Condition()
         self._closed = False
 
     def _connect(self) -> psycopg.Connection:
         try:
-            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                connect_timeout=_CONNECT_TIMEOUT_S,
+                application_name=f"omnidrill-control:{self._schema}",
+            )
         except psycopg.Error as exc:
             raise StoreUnavailable(scrub(f"cannot connect to Postgres: {exc}")[:300]) from None
-        conn.execute(
-            pgsql.SQL(
-                "SET search_path TO {}; SET TIME ZONE 'UTC'; SET statement_timeout = {}"
-            ).format(pgsql.Identifier(self._schema), pgsql.Literal(_STATEMENT_TIMEOUT_MS))
-        )
+        try:
+            conn.execute(
+                pgsql.SQL(
+                    "SET search_path TO {}; SET TIME ZONE 'UTC'; SET statement_timeout = {}"
+                ).format(pgsql.Identifier(self._schema), pgsql.Literal(_STATEMENT_TIMEOUT_MS))
+            )
+        except psycopg.Error as exc:
+            conn.close()
+            raise _map_error(exc) from None
         return conn
 
     @contextmanager
@@ -110,18 +129,36 @@ class _Pool:
 
     def _acquire(self) -> psycopg.Connection:
         deadline = time.monotonic() + _ACQUIRE_TIMEOUT_S
+        while True:
+            conn, since = self._take(deadline)
+            if conn is None:
+                break  # a slot is reserved for a new connection
+            # Checked outside the lock: a round trip must not hold up other threads.
+            if time.monotonic() - since <= _VALIDATE_AFTER_IDLE_S or _alive(conn):
+                return conn
+            self._release(conn, reuse=False)
+        try:
+            return self._connect()
+        except BaseException:
+            with self._cond:
+                self._size -= 1
+                self._cond.notify()
+            raise
+
+    def _take(self, deadline: float) -> tuple[psycopg.Connection | None, float]:
+        """An idle connection, or (None, 0) with a slot reserved for opening a new one."""
         with self._cond:
             while True:
                 if self._closed:
                     raise StoreUnavailable("the store is closed")
                 while self._idle:
-                    conn = self._idle.pop()
+                    conn, since = self._idle.pop()
                     if not conn.closed and not conn.broken:
-                        return conn
+                        return conn, since
                     self._size -= 1
                 if self._size < self._max:
                     self._size += 1
-                    break
+                    return None, 0.0
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ApiError(
@@ -132,18 +169,11 @@ class _Pool:
                         None,
                     )
                 self._cond.wait(left)
-        try:
-            return self._connect()
-        except BaseException:
-            with self._cond:
-                self._size -= 1
-                self._cond.notify()
-            raise
 
     def _release(self, conn: psycopg.Connection, *, reuse: bool) -> None:
         with self._cond:
             if reuse and not self._closed and not conn.closed and not conn.broken:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
             else:
                 self._size -= 1
                 conn.close()
@@ -152,7 +182,7 @@ class _Pool:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            for conn in self._idle:
+            for conn, _ in self._idle:
                 conn.close()
             self._size -= len(self._idle)
             self._idle.clear()
@@ -251,7 +281,7 @@ def _map_error(exc: psycopg.Error) -> ApiError:
     hint = scrub(diag.message_hint) if diag.message_hint else None
     if isinstance(exc, psycopg.OperationalError) and not state:
         return StoreUnavailable(scrub(str(exc))[:300])
-    if state.startswith("08"):
+    if state.startswith("08") or state.startswith("57P"):  # connection lost, server shut down
         return StoreUnavailable(message)
     if state == "57014":
         return ApiError(503, state, "the database did not answer in time", message, None)
