@@ -682,3 +682,14 @@ def test_emergency_controls_row_can_be_inserted_to_drill_c1(api: httpx.Client) -
     resp = api.post("/emergency_controls", json={"reason": "second row"}, headers=REP)
     assert resp.status_code == 201
     assert len(api.get("/emergency_controls").json()) == 2
+
+
+def test_single_object_insert_of_two_rows_is_406_and_inserts_nothing(api: httpx.Client) -> None:
+    good = {"user_id": "u", "action": "execute_trade", "amount_usd": 10, "risk_level": "low"}
+    resp = api.post(
+        "/approval_queue",
+        json=[good, good],
+        headers={**REP, "Accept": "application/vnd.pgrst.object+json"},
+    )
+    assert_error(resp, 406, "PGRST116")
+    assert api.get("/approval_queue").json() == []

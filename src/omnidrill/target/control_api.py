@@ -3,6 +3,12 @@
 Keys follow Supabase: `apikey` and `Authorization: Bearer` carry the same key; only the
 service-role key reaches these tables (the anon key gets 401, as row-level security with no
 policies answers an anonymous role).
+
+Supported: GET/HEAD with `select=*|col,...`, filters `col=[not.]op.value` (eq, neq, lt, lte,
+gt, gte, is.null|true|false, in.(a,"b,c")), `order=col[.asc|.desc][.nullsfirst|.nullslast],...`,
+`limit`, `offset`; POST (object or array) and PATCH (filters required), with
+`Prefer: return=representation`; `Accept: application/vnd.pgrst.object+json`. Errors have
+PostgREST's body `{"code", "details", "hint", "message"}` and statuses.
 """
 
 from __future__ import annotations
@@ -160,6 +166,8 @@ class ControlApi:
         if isinstance(payload, list):
             _check_same_keys(rows)
         returning = self._returning(request, table)
+        if returning and len(rows) != 1:
+            self._shape(request, rows)  # a single object asked for: refuse before inserting
         created = await run_in_threadpool(self.store.insert, table, rows, returning)
         if not returning:
             return Response(status_code=201)
