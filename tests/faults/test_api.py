@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+import pytest
 
 from .helpers import ServerThread, connect, make_proxy
 
@@ -267,3 +268,35 @@ def test_populate(api: httpx.Client, echo, toxi_server: ServerThread) -> None:
         )
     )
     assert shown[0]["name"] == "six" and shown[0]["enabled"] is True
+
+
+def test_update_to_the_same_address_by_hostname_keeps_connections(api: httpx.Client, echo) -> None:
+    port = make_proxy(api, echo.addr, "h")
+    with connect(port) as s:
+        s.sendall(b"1")
+        assert s.recv(10) == b"1"
+        r = api.patch("/proxies/h", json={"listen": f"localhost:{port}"})
+        assert r.status_code == 200 and r.json()["listen"] == f"127.0.0.1:{port}"
+        s.sendall(b"2")
+        assert s.recv(10) == b"2"  # not restarted: the open connection still works
+        r = api.patch("/proxies/h", json={"listen": "127.0.0.1"})
+        assert (r.status_code, _err(r)) == (
+            500,
+            "listen tcp: address 127.0.0.1: missing port in address",
+        )
+
+
+def test_ipv6_listen(api: httpx.Client, echo) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    r = api.post("/proxies", json={"name": "v6", "upstream": echo.addr, "listen": "[::1]:0"})
+    assert r.status_code == 201, r.text
+    listen = r.json()["listen"]
+    assert listen.startswith("[::1]:")
+    port = int(listen.rsplit(":", 1)[1])
+    with socket.create_connection(("::1", port), timeout=5) as s:
+        s.sendall(b"six")
+        assert s.recv(10) == b"six"
