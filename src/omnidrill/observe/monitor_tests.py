@@ -18,6 +18,7 @@ from omnidrill.observe.evaluate import (
 )
 from omnidrill.observe.models import MonitorTestFile
 from omnidrill.observe.source import Problem, SpecError, env_variables, files_of, load
+from omnidrill.spec.errors import display_path
 
 
 @dataclass
@@ -97,7 +98,7 @@ def run_tests(
             except ValueError as exc:
                 problems.append(src.problem((*loc, "interval"), str(exc)))
                 continue
-            by_monitor: dict[str, list[tuple[int, Any]]] = {}
+            by_monitor: dict[str, list[tuple[int, Any, str]]] = {}
             for ei, exp in enumerate(case.expect):
                 if exp.monitor not in monitors:
                     msg = f"no monitor {exp.monitor!r} (have: {', '.join(sorted(monitors))})"
@@ -110,7 +111,8 @@ def run_tests(
                         problems.append(src.problem((*loc, "expect", ei, "group"), str(exc)))
                         continue
                 mentioned.add(exp.monitor)
-                by_monitor.setdefault(exp.monitor, []).append((duration_s(exp.at), exp))
+                where = f"{display_path(src.path)}:{src.line_of((*loc, 'expect', ei))}"
+                by_monitor.setdefault(exp.monitor, []).append((duration_s(exp.at), exp, where))
             for mid, exps in by_monitor.items():
                 if mid in report.not_testable:
                     report.blocked += [
@@ -119,14 +121,14 @@ def run_tests(
                     ]
                     continue
                 try:
-                    ev = models[mid].run(series, [t for t, _ in exps], step=60)
+                    ev = models[mid].run(series, [t for t, _, _ in exps], step=60)
                 except NotTestable as exc:
                     report.blocked.append(
                         f"{src.path}: test {case.name!r}: monitor {mid} cannot be evaluated "
                         f"on these series: {exc}"
                     )
                     continue
-                for t, exp in exps:
+                for t, exp, where in exps:
                     report.checked += 1
                     if exp.group is None:
                         found = ev.overall(t)
@@ -139,7 +141,7 @@ def run_tests(
                     if found != exp.state:
                         report.failures.append(
                             Failure(
-                                str(src.path),
+                                where,
                                 case.name,
                                 mid,
                                 exp.at,
