@@ -158,10 +158,28 @@ def _approval_not_compared() -> None:
 
 
 def _approval_never_expires() -> None:
-    """A4: expires_at is never compared with the clock."""
+    """A4: the functions treat an expired approval as still pending."""
     from omnidrill.target import functions as fn
 
+    original = fn.Functions._approved_trade
     fn._parse_ts = lambda value: None
+
+    async def approved(self, body):  # type: ignore[no-untyped-def]
+        get = self.controls.get_approval
+
+        async def revived(aid):  # type: ignore[no-untyped-def]
+            row = await get(aid)
+            if row is not None and row.get("status") == "expired":
+                row = {**row, "status": "pending"}
+            return row
+
+        self.controls.get_approval = revived
+        try:
+            return await original(self, body)
+        finally:
+            self.controls.get_approval = get
+
+    fn.Functions._approved_trade = approved
 
 
 def _no_fallback() -> None:
