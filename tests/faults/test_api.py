@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import httpx
@@ -300,3 +301,25 @@ def test_ipv6_listen(api: httpx.Client, echo) -> None:
     with socket.create_connection(("::1", port), timeout=5) as s:
         s.sendall(b"six")
         assert s.recv(10) == b"six"
+
+
+def test_raw_http_expect_continue_chunked_and_keep_alive(toxi_server: ServerThread, echo) -> None:
+    body = json.dumps({"name": "raw", "upstream": echo.addr, "listen": "127.0.0.1:0"}).encode()
+    with socket.create_connection(("127.0.0.1", toxi_server.server.port), timeout=5) as s:
+        s.sendall(
+            b"POST /proxies HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        head = s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 201 Created\r\n")
+        assert b'"name":"raw"' in head
+        # the same connection again (keep-alive), with a chunked body
+        chunk = b'{"type": "noop"}'
+        s.sendall(
+            b"POST /proxies/raw/toxics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk)
+        )
+        answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b'"name":"noop_downstream"' in answer

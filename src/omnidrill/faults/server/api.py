@@ -211,7 +211,7 @@ class HTTPServer:
         try:
             while True:
                 try:
-                    request = await self._read_request(reader)
+                    request = await self._read_request(reader, writer)
                 except _BadRequest as exc:
                     await self._write(writer, Response(400, f"400 {exc}\n".encode()), False)
                     return
@@ -233,7 +233,7 @@ class HTTPServer:
                 await writer.wait_closed()
 
     async def _read_request(
-        self, reader: asyncio.StreamReader
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> tuple[str, str, str, dict[str, str], bytes] | None:
         line = await reader.readline()
         if not line:
@@ -253,6 +253,8 @@ class HTTPServer:
             headers[name.strip().lower()] = value.strip()
         else:
             raise _BadRequest("Request Header Fields Too Large")
+        if headers.get("expect", "").lower() == "100-continue":  # curl, for larger bodies
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             body = await self._read_chunked(reader)
         else:

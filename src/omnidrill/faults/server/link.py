@@ -342,6 +342,7 @@ class Link:
             return
         stage = self.stages[i]
         if not await stage.interrupt():
+            del self.stages[i]  # it already ended the stream; only forget it
             return
         if closes_connection:
             stage.close()
