@@ -17,7 +17,14 @@ from omnidrill.observe.evaluate import (
     parse_series_name,
 )
 from omnidrill.observe.models import MonitorTestFile
-from omnidrill.observe.source import Problem, SpecError, env_variables, files_of, load
+from omnidrill.observe.source import (
+    Problem,
+    SourceFile,
+    SpecError,
+    env_variables,
+    files_of,
+    load,
+)
 from omnidrill.spec.errors import display_path
 
 
@@ -54,6 +61,13 @@ class TestReport:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.blocked
+
+
+def _where(src: SourceFile, loc: tuple[str | int, ...]) -> str:
+    """file:line, or the line in the rendered text where Jinja2 blocks moved lines about."""
+    line = src.line_of(loc)
+    shifted = src.templated_blocks()
+    return f"{display_path(src.path)}" + (f" (rendered line {line})" if shifted else f":{line}")
 
 
 def run_tests(
@@ -111,7 +125,7 @@ def run_tests(
                         problems.append(src.problem((*loc, "expect", ei, "group"), str(exc)))
                         continue
                 mentioned.add(exp.monitor)
-                where = f"{display_path(src.path)}:{src.line_of((*loc, 'expect', ei))}"
+                where = _where(src, (*loc, "expect", ei))
                 by_monitor.setdefault(exp.monitor, []).append((duration_s(exp.at), exp, where))
             for mid, exps in by_monitor.items():
                 if mid in report.not_testable:
