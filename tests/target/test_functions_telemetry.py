@@ -127,6 +127,8 @@ def test_c1_controls_of_the_wrong_shape_fail_closed(shape: str) -> None:
     gauges = [x for x in lines if x.get("gauge") == "omnihub.emergency.kill_switch"]
     assert [g["tags"] for g in gauges] == [["source:table"], ["source:failsafe"], ["source:table"]]
     assert [g["value"] for g in gauges] == [0, 1, 0]
+    unreadable = [x for x in lines if x.get("code") == "CONTROLS_UNREADABLE"]
+    assert len(unreadable) == 1 and unreadable[0]["trace_id"]
 
 
 def test_metrics_are_json_lines_with_the_contract_tags() -> None:

@@ -86,8 +86,12 @@ class ControlPlane:
         self._cached_at = float("-inf")
         self._inflight: asyncio.Future[Controls] | None = None
 
-    async def controls(self) -> Controls:
-        """The controls to enforce now: cached for controls_ttl, failsafe when unreadable."""
+    async def controls(self, trace_id: str = "") -> Controls:
+        """The controls to enforce now: cached for controls_ttl, failsafe when unreadable.
+
+        A failed read is reported once (with the trace id of the request that made it), not
+        once per request that the failsafe answer then refuses.
+        """
         if time.monotonic() - self._cached_at < self._cfg.controls_ttl_s and self._cached:
             return self._cached
         if self._inflight is not None:
@@ -96,7 +100,7 @@ class ControlPlane:
         self._inflight = fut
         try:
             result = await self._read_controls()
-            self._report(result)
+            self._report(result, trace_id)
             self._cached, self._cached_at = result, time.monotonic()
             fut.set_result(result)
             return result
@@ -107,9 +111,11 @@ class ControlPlane:
         finally:
             self._inflight = None
 
-    def _report(self, c: Controls) -> None:
+    def _report(self, c: Controls, trace_id: str) -> None:
         if self._tm is None:
             return
+        if c.source == "failsafe":
+            self._tm.error(f"controls unreadable: {c.problem}", trace_id, "CONTROLS_UNREADABLE")
         tags = [f"source:{c.source}"]
         self._tm.gauge("omnihub.emergency.kill_switch", int(c.kill_switch), tags)
         self._tm.gauge("omnihub.emergency.safe_mode", int(c.safe_mode), tags)

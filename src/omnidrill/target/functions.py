@@ -56,8 +56,17 @@ OPERATIONS = {
     "execute-trade": "execute_trade",
 }
 SIDE_EFFECTS = frozenset({"execute_trade"})
-# Answers that are expected traffic (or already reported) and would flood the error log.
-_QUIET_CODES = frozenset({"RATE_LIMITED", "UNAUTHORIZED", "INTERNAL_ERROR", "BAD_REQUEST"})
+# Failures that go to the error log and Sentry. Refusals (controls, limits, approvals, bad
+# input) are the system working; the request metrics count them, Sentry would only drown.
+_REPORTED_CODES = frozenset(
+    {
+        "RPC_UNAVAILABLE",
+        "RPC_ERROR",
+        "APPROVALS_UNAVAILABLE",
+        "RATE_LIMIT_UNAVAILABLE",
+        "IDEMPOTENCY_IN_PROGRESS",
+    }
+)
 
 MSG_KILL_SWITCH = "OMNIHUB_KILL_SWITCH is enabled - all operations are disabled"
 MSG_TAKEOVER = "OPERATOR_TAKEOVER is enabled - operation requires manual approval"
@@ -216,7 +225,7 @@ class Functions:
         self.tm.distribution(
             "omnihub.agent.duration", elapsed_ms, tags=[f"function:{op}", f"status:{outcome}"]
         )
-        if answer.status >= 400 and answer.code not in _QUIET_CODES:
+        if answer.code in _REPORTED_CODES:
             self.tm.error(answer.body.get("error", ""), trace_id, answer.code)
         body = dict(answer.body)
         if "error" in body or op == "omnilink_agent":
@@ -273,10 +282,8 @@ class Functions:
         if request.method != "POST":
             return refuse(405, "METHOD_NOT_ALLOWED", f"{name} accepts POST only")
         # 3. emergency controls
-        controls = await self.controls.controls()
+        controls = await self.controls.controls(trace_id)
         if controls.kill_switch:
-            if controls.source == "failsafe":
-                self.tm.error(controls.problem, trace_id, "CONTROLS_UNREADABLE")
             return refuse(503, "KILL_SWITCH", MSG_KILL_SWITCH)
         if controls.operator_takeover and op not in controls.allowed_operations:
             return refuse(403, "OPERATOR_TAKEOVER", MSG_TAKEOVER)
