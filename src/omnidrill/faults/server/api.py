@@ -296,7 +296,8 @@ class HTTPServer:
         if not keep:
             headers["Connection"] = "close"
         lines += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if response.status != 204 and not head:
-            writer.write(response.body)
+            out += response.body  # one write: one segment for small answers
+        writer.write(out)
         await writer.drain()
