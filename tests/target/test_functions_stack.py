@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from omnidrill.errors import Inconclusive
 from omnidrill.profile import TargetProfile
 from omnidrill.target.launch import launch_stack
 
@@ -165,3 +166,22 @@ def test_two_stacks_run_side_by_side(tmp_path: Path) -> None:
             assert r.status_code == 200
         assert a["keys"]["anon"] != b["keys"]["anon"]
         assert b["limits"]["rate_limit"] == 20 and a["limits"]["rate_limit"] == 100
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--rate-algorithm", "leaky"], "--rate-algorithm must be one of"),
+        (["--instances", "0"], "--instances must be between 1 and 32"),
+        (["--redis", "http://127.0.0.1:6379"], "--redis must be a redis:// URL"),
+        (["--rate-limit", "0"], "rate_limit must be > 0"),
+    ],
+)
+def test_bad_flags_are_refused_clearly(tmp_path: Path, args: list[str], expected: str) -> None:
+    with (
+        pytest.raises(Inconclusive) as err,
+        launch_stack(["--base-port", "0", *args], tmp_path, timeout_s=30),
+    ):
+        pass
+    assert expected in str(err.value)
+    assert "Traceback" not in str(err.value)

@@ -209,12 +209,16 @@ def main() -> None:
     """`python -m omnidrill.target.stack ...`: the `up` command without the rest of the CLI."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(up)
-    from omnidrill.errors import OmnidrillError
+    import click
+
+    from omnidrill import secrets
+    from omnidrill.errors import ExitCode, OmnidrillError
 
     try:
         app(standalone_mode=False)
     except OmnidrillError as exc:
-        from omnidrill import secrets
-
         Console(stderr=True).print(f"error: {secrets.scrub(str(exc))}", highlight=False)
         raise SystemExit(int(exc.exit_code)) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(int(ExitCode.BAD_INPUT)) from None

@@ -104,6 +104,8 @@ class StackOptions:
             )
         if self.postgres and urlsplit(self.postgres).scheme not in ("postgres", "postgresql"):
             raise UsageError("--postgres must be a postgresql:// DSN")
+        # the functions' own checks, before anything listens
+        FunctionsConfig(**{k: v for k, v in self.limits().items()})
 
 
 @dataclass
