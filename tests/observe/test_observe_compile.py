@@ -16,7 +16,7 @@ from omnidrill.spec.errors import SpecError
 
 from .conftest import ROOT
 
-ENVS = ["staging", "production"]
+ENVS = ["staging", "production", "local"]
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -15,7 +15,7 @@ def _record(verdict: str) -> dict:
     out.started, out.ended, out.verdict = 1000.0, 1012.5, verdict
     refused = StepResult(phase="method", index=1, kind="http", name="all refuse", clause="C5")
     refused.verdict = "passed" if verdict == "passed" else "failed"
-    refused.evidence = ["wallet-balance answered 200, expected 503"]
+    refused.evidence = ["wallet_balance answered 200, expected 503"]
     refused.measurements = {"time_to_effect_s": 0.8, "resolution_s": 0.1}
     body = StepResult(phase="method", index=2, kind="http", name="503 body", clause="C2")
     body.verdict = "passed"

@@ -21,7 +21,7 @@ from omnidrill.observe.monitor_tests import run_tests
 from .conftest import ROOT
 
 
-@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize("env", ["staging", "production", "local"])
 def test_every_shipped_monitor_is_tested_and_passes(env: str) -> None:
     report = run_tests(ROOT, env)
     assert report.failures == [] and report.blocked == []
@@ -224,7 +224,7 @@ def test_burn_rate_of_a_time_slice_slo_by_hand() -> None:
     assert [ev2.overall(3300), ev2.overall(3600)] == ["Alert", "OK"]
 
 
-@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize("env", ["staging", "production", "local"])
 def test_each_shipped_monitor_has_a_firing_and_a_quiet_case(env: str) -> None:
     from omnidrill.observe.compile import compile_monitors
     from omnidrill.observe.source import env_variables, files_of, load
