@@ -185,3 +185,68 @@ def test_bad_flags_are_refused_clearly(tmp_path: Path, args: list[str], expected
         pass
     assert expected in str(err.value)
     assert "Traceback" not in str(err.value)
+
+
+def test_r5_i1_two_stack_processes_sharing_one_redis(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """The limit and the idempotency keys are global across processes, not only instances."""
+    from omnidrill.ethtx import random_raw_tx, tx_hash
+
+    shared = ["--base-port", "0", "--fast", "--redis", redis_url]
+    shared += ["--redis-prefix", f"{redis_prefix}twoproc:"]
+    with (
+        launch_stack(shared, tmp_path / "a") as (_, a),
+        launch_stack(shared, tmp_path / "b") as (_, b),
+    ):
+        # a fresh client, started well inside a fixed window (windows are epoch-aligned)
+        window = a["limits"]["rate_window_s"]
+        if window - time.time() % window < 1.5:
+            time.sleep(window - time.time() % window + 0.05)
+        client = "198.18.200.7"
+        statuses = []
+        for i in range(a["limits"]["rate_limit"] + 6):
+            p = (a, b)[i % 2]
+            key = p["keys"]["anon"]["value"]
+            r = httpx.post(
+                f"{p['base_url']}/functions/v1/wallet-balance",
+                json={"address": "0x" + "22" * 20},
+                headers={
+                    "apikey": key,
+                    "Authorization": f"Bearer {key}",
+                    "X-Forwarded-For": client,
+                },
+            )
+            statuses.append(r.status_code)
+        assert statuses.count(200) == a["limits"]["rate_limit"], statuses
+
+        raw = random_raw_tx()
+        body = {"user_id": "two-proc", "amount_usd": 12.5, "raw_tx": raw}
+        answers = []
+        for p in (a, b, a):
+            key = p["keys"]["anon"]["value"]
+            answers.append(
+                httpx.post(
+                    f"{p['base_url']}/functions/v1/execute-trade",
+                    json=body,
+                    headers={
+                        "apikey": key,
+                        "Authorization": f"Bearer {key}",
+                        "X-Forwarded-For": "198.18.200.8",
+                        "Idempotency-Key": f"two-proc-{raw[-12:]}",
+                    },
+                )
+            )
+        assert [r.status_code for r in answers] == [200, 200, 200]
+        assert all(r.json() == answers[0].json() for r in answers)
+        sends = 0
+        for p in (a, b):
+            for url in p["rpc_direct"].values():
+                calls = httpx.get(f"{url}/__calls").json()["calls"]
+                sends += sum(
+                    1
+                    for c in calls
+                    if c["method"] == "eth_sendRawTransaction"
+                    and tx_hash(c["params"][0]) == tx_hash(raw)
+                )
+        assert sends == 1

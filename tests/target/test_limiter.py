@@ -234,3 +234,17 @@ def test_other_body_is_a_mismatch_and_errors_are_forgotten(store_factory) -> Non
 def test_fingerprint_ignores_key_order() -> None:
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 1, "approval_id": "x"})
+
+
+def test_fixed_window_flood_averages_the_limit_and_at_most_twice_across_a_boundary() -> None:
+    clock = FakeClock(7_000_000.0 + 5)  # mid-window
+    lim = MemoryRateLimiter(10, 10, "fixed_window", clock=clock)
+    admitted_at: list[float] = []
+    for _ in range(600):  # 60 s of 10 requests per second
+        if lim.hit_sync("c").allowed:
+            admitted_at.append(clock.t)
+        clock.t += 0.1
+    assert len(admitted_at) <= 10 * 7  # six full windows and the partial first
+    # any rolling 10 s span holds at most 2 x limit
+    for t in admitted_at:
+        assert sum(1 for u in admitted_at if t <= u < t + 10) <= 20
