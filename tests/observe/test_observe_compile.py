@@ -179,3 +179,12 @@ def test_shared_validator_accepts_every_shipped_file_with_environment_variables(
         )
         assert problems == [], [p.format() for p in problems]
         assert {s.kind for s in loaded} == {"monitor", "monitor_test", "dashboard"}
+
+
+def test_cli_validate_checks_the_test_files_too(project: Path, run_cli) -> None:
+    (project / "monitors" / "tests" / "bad.yaml").write_text(
+        "tests:\n  - name: bad\n    input_series: [{series: 'x{a:b}', values: '1 one'}]\n"
+        "    expect: [{monitor: dlq-not-empty, at: 5m, state: OK}]\n"
+    )
+    code, _, err = run_cli("monitors", "validate", "--root", str(project))
+    assert code == 2 and "bad.yaml:3" in err and "value 'one'" in err

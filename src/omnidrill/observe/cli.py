@@ -79,13 +79,14 @@ def _guard_production(compiled: Compiled, confirm: str | None) -> None:
 def _validate(what: str, root: Path, env: str, var: list[str] | None) -> None:
     compiled = _compile(what, root, env, var)
     if what == "monitors":
-        from omnidrill.observe.source import files_of, load
+        from omnidrill.observe.monitor_tests import run_tests
+        from omnidrill.observe.source import files_of
 
-        variables = _variables(root, env, var)
-        tests = [load(p, "monitor_test", variables) for p in files_of(root, "monitor_test")]
+        # the tests' files, series and monitor names are checked; their verdicts are `test`'s
+        run_tests(root, env, _variables(root, env, var))
         out.print(
             f"{len(compiled.monitors)} monitor(s), {len(compiled.slos)} SLO(s) and "
-            f"{len(tests)} test file(s) valid for {env}"
+            f"{len(files_of(root, 'monitor_test'))} test file(s) valid for {env}"
         )
     else:
         out.print(f"{len(compiled.dashboards)} dashboard(s) valid for {env}")
