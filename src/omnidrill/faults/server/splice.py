@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from omnidrill.faults.server.proxy import Side
 
 PIPE_SIZE = 1024 * 1024
+MAX_ROUNDS = 16  # pipe-fulls moved per readiness event at most
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 _DISABLED = os.environ.get("OMNIDRILL_FAULTPROXY_SPLICE", "1") == "0"
 
@@ -62,17 +63,22 @@ class SpliceRelay:
 
     # -- readiness callbacks
     def _on_readable(self) -> None:
-        try:
-            n = os.splice(self._src, self._w, self._capacity - self.pending, flags=_FLAGS)
-        except BlockingIOError:
-            return
-        except OSError:
-            n = 0  # a reset or other read error ends the stream, as a read error does in Go
-        if n == 0:
-            self.eof = True
-            self._want_read(False)
-        self.pending += n
-        self._flush()
+        # move as much as is there per wake-up (bounded, so other connections get their turn):
+        # on a busy machine every extra trip through the event loop costs a scheduling delay
+        for _ in range(MAX_ROUNDS):
+            try:
+                n = os.splice(self._src, self._w, self._capacity - self.pending, flags=_FLAGS)
+            except BlockingIOError:
+                return
+            except OSError:
+                n = 0  # a reset or other read error ends the stream, as a read error does in Go
+            if n == 0:
+                self.eof = True
+                self._want_read(False)
+            self.pending += n
+            self._flush()
+            if self.pending or not self._reading:
+                return
 
     def _flush(self) -> None:
         while self.pending:
