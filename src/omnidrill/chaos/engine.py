@@ -134,6 +134,9 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
     locked = False
     try:
         refuse_if_held(ctx.world, ctx.target)
+        needs_proxy = _uses_faults(drill)
+        if needs_proxy and not ctx.resolved.profile.faults.populate:
+            _ensure_proxies(ctx, populate=False)  # read-only: a mismatch is inconclusive
         # 1. steady state before: read-only; a miss means nothing is touched (exit 1)
         if not _steady_state(rt, drill, out, "steady_state_before", save):
             out.verdict = "failed"
@@ -150,6 +153,8 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         take(ctx.world, mark)
         locked = True
         watcher = HaltWatcher(ctx.world, ctx.target, ctx.run_id, ctx.halt).start()
+        if needs_proxy and ctx.resolved.profile.faults.populate:
+            _ensure_proxies(ctx, populate=True)
         _start_background(rt, drill, ctx)
         # 3. the method
         for i, step in enumerate(drill.method):
@@ -212,7 +217,12 @@ def _finish(
     if not rollback_failed and not aborted_by_halt and not out.internal_error:
         rt.halt = threading.Event()  # recovery is measured even though the method is over
         rt.deadline = time.monotonic() + drill.recover_within + 60
-        recovered = _steady_state(rt, drill, out, "steady_state_after", save, recover=True)
+        try:
+            recovered = _steady_state(rt, drill, out, "steady_state_after", save, recover=True)
+        except DrillInconclusive as exc:
+            recovered = True  # no verdict on recovery; the drill says why below
+            if out.verdict == "running":
+                out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
         if not recovered and out.verdict == "running":
             out.verdict = "failed"
             out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
@@ -261,6 +271,7 @@ def _rollback(ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome,
         _run_step(rt, "rollbacks", i, step, out, save)
     for undo in reversed([u for u in rt.undos if u.kind != "lock.release"]):
         _apply(ctx, rt, undo, out)
+    rt.active_faults.clear()
     rt.mark_changed()
     out.measurements["rollbacks_done_ts"] = round(time.time(), 3)
     save()
@@ -370,6 +381,18 @@ def _print(rt: Runtime, res: StepResult) -> None:
     printer = getattr(rt, "printer", None)
     if printer is not None:
         printer.step(res)
+
+
+def _uses_faults(drill: DrillFile) -> bool:
+    return any(step_kind(s).startswith("fault.") for s in [*drill.method, *drill.rollbacks])
+
+
+def _ensure_proxies(ctx: RunContext, populate: bool) -> None:
+    """The profile's proxies exist as it says (created or corrected when populate is true)."""
+    if ctx.world.faults is None:
+        raise Inconclusive("the drill cuts paths but the profile names no fault proxy")
+    specs = [p.model_dump() for p in ctx.resolved.profile.faults.proxies]
+    ctx.world.faults.ensure_proxies(specs, populate=populate)
 
 
 def _proxy_states(ctx: RunContext) -> dict[str, bool]:
