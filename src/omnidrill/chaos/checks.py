@@ -434,21 +434,14 @@ def run_controls_unchanged(rt: Runtime, step: ControlsUnchangedCheck, res: StepR
 
 
 def run_load(rt: Runtime, step: LoadCheck, res: StepResult) -> None:
-    background = getattr(rt, "background", None)
-    if background is None:
+    if rt.background is None:
         res.verdict = "skipped"
         res.evidence.append("this drill has no background load to judge")
         return
-    from omnidrill.load.thresholds import parse_threshold  # the load runner's own judge
-
-    stats = background.stats()
-    problems = []
-    for text in step.thresholds:
-        th = parse_threshold(text)
-        outcome = th.evaluate(stats.phase(step.phase) if step.phase else stats.total())
-        if not outcome.passed:
-            problems.append(outcome.describe())
-    _finish(res, problems)
+    stats = rt.background.stats()
+    results = [stats.judge(expr, phase=step.phase) for expr in step.thresholds]
+    res.detail["thresholds"] = [r.to_json() for r in results]
+    _finish(res, [r.describe() for r in results if not r.passed])
 
 
 CHECK_RUNNERS: dict[str, Callable[[Runtime, Any, StepResult], None]] = {

@@ -16,7 +16,7 @@ from omnidrill.chaos.journal import Journal, iso
 from omnidrill.chaos.ledger import Ledger
 from omnidrill.chaos.lock import refuse_if_held, take
 from omnidrill.chaos.marks import Mark, snapshot
-from omnidrill.chaos.models import DrillFile, HttpCheck, step_kind, step_label
+from omnidrill.chaos.models import STATE_CHANGING, DrillFile, HttpCheck, step_kind, step_label
 from omnidrill.chaos.requirements import skip_reason
 from omnidrill.chaos.runtime import (
     DrillAborted,
@@ -121,6 +121,14 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
     )
     rt.printer = ctx.printer
     for g in drill.abort_if:
+        if g.background_error_rate_over is not None:
+            from omnidrill.chaos.background import error_rate_guard
+
+            rt.guards.append(error_rate_guard(rt, g.background_error_rate_over))
+        if g.monitor_alerts is not None:
+            from omnidrill.chaos.background import monitor_guard
+
+            rt.guards.append(monitor_guard(g.monitor_alerts))
         if g.elapsed_over is not None:
             limit = time.monotonic() + g.elapsed_over
             rt.guards.append(
@@ -267,6 +275,11 @@ def _finish(
 def _rollback(ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any) -> bool:
     rt.halt = threading.Event()  # a halt must not stop the rollbacks themselves
     rt.deadline = time.monotonic() + 600
+    rt.guards = []  # guardrails stop the method, never the rollbacks
+    if rt.background is not None:
+        from omnidrill.chaos.background import phase as load_phase
+
+        load_phase(rt, "recovery")
     for i, step in enumerate(drill.rollbacks):
         _run_step(rt, "rollbacks", i, step, out, save)
     for undo in reversed([u for u in rt.undos if u.kind != "lock.release"]):
@@ -341,6 +354,10 @@ def _run_step(
     rt.journal.event("step", f"{phase} {index + 1}: {res.name}", drill=out.file, step=kind)
     try:
         if hasattr(step, "action"):
+            if kind in STATE_CHANGING and phase == "method":
+                from omnidrill.chaos.background import phase as load_phase
+
+                load_phase(rt, "fault")
             ACTION_RUNNERS[kind](rt, step, res)
         elif kind == "http":
             run_http(rt, step, res, since=since)
@@ -411,7 +428,8 @@ def _start_background(rt: Runtime, drill: DrillFile, ctx: RunContext) -> None:
         return
     from omnidrill.chaos.background import start_background
 
-    rt.background = start_background(rt, drill.background, ctx)
+    report_dir = ctx.journal.path.parent
+    rt.background = start_background(rt, drill.background, report_dir, drill.max_duration + 120)
 
 
 def _stop_background(rt: Runtime, out: DrillOutcome) -> None:

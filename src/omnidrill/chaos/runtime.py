@@ -119,6 +119,7 @@ class Runtime:
         self._seq = 0
         self.changes = 0  # state-changing steps so far (the test pause hook counts them)
         self.background: Any = None  # the drill's BackgroundLoad, when it has one
+        self.load_phase = ""
         self.pre_step_rows: dict[str, dict[str, Any]] = {}
         self.guards: list[Any] = []  # callables returning a reason to abort, or None
 

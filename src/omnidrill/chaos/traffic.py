@@ -32,6 +32,7 @@ class Traffic:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[int, str, str], _Bucket] = defaultdict(_Bucket)
+        self._summaries: list[dict[str, Any]] = []  # buckets computed elsewhere (background)
 
     def record(
         self,
@@ -52,15 +53,10 @@ class Traffic:
                 b.by_code[code] += 1
             b.latencies_ms.append(round(latency_s * 1000, 2))
 
-    def add_bucket(self, bucket: dict[str, Any]) -> None:
-        """Merge a bucket produced elsewhere (the background load's per-second stats)."""
-        key = (int(bucket["t"]), str(bucket["source"]), str(bucket.get("drill", "")))
+    def add_summary(self, bucket: dict[str, Any]) -> None:
+        """A per-second bucket computed elsewhere (the background load's exact stats)."""
         with self._lock:
-            b = self._buckets[key]
-            b.count += int(bucket.get("count", 0))
-            b.by_status.update({str(k): int(v) for k, v in bucket.get("by_status", {}).items()})
-            b.by_code.update({str(k): int(v) for k, v in bucket.get("by_code", {}).items()})
-            b.latencies_ms.extend(bucket.get("latencies_ms", []))
+            self._summaries.append(bucket)
 
     def export(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -84,4 +80,5 @@ class Traffic:
                         },
                     }
                 )
-            return out
+            out += self._summaries
+            return sorted(out, key=lambda b: (b["t"], b["source"]))
