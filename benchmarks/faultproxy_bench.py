@@ -10,6 +10,7 @@ through the proxy at least half of direct. No toxics are set: this is the proxy'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import platform
@@ -29,14 +30,14 @@ CHUNK = b"\0" * (1 << 20)
 
 def _echo(conn: socket.socket) -> None:
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with conn:
+    with conn, contextlib.suppress(OSError):
         while data := conn.recv(65536):
             conn.sendall(data)
 
 
 def _source(conn: socket.socket) -> None:
     """Send as many bytes as the 8-byte request asks for, then close."""
-    with conn:
+    with conn, contextlib.suppress(OSError):
         want = struct.unpack("!Q", conn.recv(8, socket.MSG_WAITALL))[0]
         while want > 0:
             n = min(want, len(CHUNK))

@@ -12,7 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from .helpers import ServerThread, TCPServer, connect, make_proxy, recv_exactly, recv_until_eof
+from .helpers import (
+    ServerThread,
+    TCPServer,
+    connect,
+    make_proxy,
+    recv_exactly,
+    recv_until_eof,
+    serve,
+)
 
 
 def _open_fds() -> int:
@@ -107,3 +115,49 @@ def test_disable_and_stop_release_open_connections(toxi_server: ServerThread, ec
     still_open.close()
     conns, links, tasks, _fds = _settle(toxi_server, baseline, 0)
     assert (conns, links, tasks) == (0, 0, 0)  # the API connection is closed by stop() too
+
+
+class _Firehose:
+    """Upstream that sends FIREHOSE_BYTES as fast as it can, then closes."""
+
+    def __init__(self, request, client_address, server) -> None:
+        block = b"\xab" * (1 << 20)
+        with contextlib.suppress(OSError):
+            for _ in range(FIREHOSE_BYTES >> 20):
+                request.sendall(block)
+        request.close()
+
+
+FIREHOSE_BYTES = 64 << 20
+
+
+@pytest.mark.parametrize("toxic", [None, "noop", "latency"])
+def test_slow_reader_bounds_what_the_proxy_buffers(
+    toxi_server: ServerThread, api: httpx.Client, toxic: str | None
+) -> None:
+    from omnidrill.faults.server.link import CHANNEL_MAX_BYTES
+    from omnidrill.faults.server.proxy import READ_SIZE, WRITE_HIGH_WATER
+
+    for srv in serve(_Firehose):
+        port = make_proxy(api, srv.addr)
+        if toxic:
+            api.post("/proxies/p/toxics", json={"type": toxic, "attributes": {"latency": 5}})
+        with connect(port, timeout=30) as s:
+            time.sleep(1.0)  # the client reads nothing meanwhile
+
+            def buffered() -> int:
+                total = 0
+                for conn in toxi_server.server.collection.proxies["p"].connections:
+                    for link in conn.links:
+                        total += sum(st.inp._bytes for st in link.stages)
+                        if link.relay is not None:
+                            total += link.relay.pending
+                    t = conn.client.transport
+                    total += t.get_write_buffer_size() if t is not None else 0
+                return total
+
+            held = toxi_server.run(buffered)
+            bound = CHANNEL_MAX_BYTES * 2 + WRITE_HIGH_WATER + 2 * READ_SIZE
+            assert held <= bound, f"{held} bytes buffered for a reader that reads nothing"
+            data = recv_until_eof(s)  # and nothing was lost on the way
+            assert len(data) == FIREHOSE_BYTES and data[:1] == data[-1:] == b"\xab"
