@@ -201,7 +201,10 @@ def stack_table(stack: RunningStack) -> Table:
         f"{lim['rate_limit']} per {lim['rate_window_s']} s ({lim['rate_algorithm']})",
         "Redis" if opts.redis else "in memory",
     )
-    table.add_row("telemetry", stack.urls.get("telemetry_log", ""), "JSON lines")
+    sinks = ["JSON lines"]
+    sinks += ["Datadog"] if opts.datadog else []
+    sinks += ["Sentry"] if opts.sentry_dsn else []
+    table.add_row("telemetry", stack.urls.get("telemetry_log", ""), " + ".join(sinks))
     return table
 
 
