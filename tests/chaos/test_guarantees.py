@@ -414,3 +414,64 @@ def test_journal_is_complete_and_scrubbed(stack: Stack, tmp_path: Path) -> None:
         j["traffic"][0]
     )
     assert sum(b["by_code"].get("KILL_SWITCH", 0) for b in j["traffic"]) > 0
+
+
+# --- background load -------------------------------------------------------------------------
+
+BACKGROUND_DRILL = """
+title: Kill switch under background load
+description: background reads go on while the kill switch is on; their stats split per phase
+contract: [C2]
+max_duration: 90s
+background: {{scenario: {scenario}}}
+abort_if:
+  - elapsed_over: 80s
+steady_state:
+  - check: http
+    function: read-only
+    expect: {{status: 200}}
+method:
+  - action: wait
+    for: 2s
+  - action: controls.set
+    set: {{omnihub_kill_switch: true}}
+  - check: http
+    clause: C2
+    function: read-only
+    within: 1s
+    hold: 2s
+    poll: 200ms
+    expect: {{refusal: KILL_SWITCH}}
+  - check: load
+    clause: C2
+    phase: fault
+    thresholds: ["error_rate > 50%"]
+  - check: load
+    clause: C2
+    phase: steady
+    thresholds: ["error_rate < 1%"]
+"""
+
+
+@pytest.mark.slow
+def test_background_load_split_per_phase(stack: Stack, tmp_path: Path) -> None:
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.runner import RunOptions, run
+
+    path = tmp_path / "chaos" / "bg.yaml"
+    path.parent.mkdir()
+    path.write_text(BACKGROUND_DRILL.format(scenario=ROOT / "scenarios" / "steady-read.yaml"))
+    code = run(
+        [path],
+        _profile(stack),
+        RunOptions(target="x", report_dir=tmp_path / "r"),
+        printer=Progress(),
+    )
+    import json
+
+    journal = json.loads((tmp_path / "r" / "journal.json").read_text())
+    assert code == 0, journal["drills"][0]["evidence"]
+    phases = journal["drills"][0]["measurements"]["background"]["by_phase"]
+    assert phases["steady"]["error_rate"] == 0.0
+    assert phases["fault"]["codes"].get("KILL_SWITCH", 0) > 0
+    assert any(b["source"] == "background" for b in journal["traffic"])
