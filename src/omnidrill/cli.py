@@ -60,6 +60,7 @@ def validate(
 ) -> None:
     """Check YAML files of every kind; print one line per problem (exit 2 when any)."""
     from omnidrill.cliutil import load_profile, parse_vars
+    from omnidrill.observe.source import OBSERVE_KINDS, validation_variables
     from omnidrill.profile import development_profile, template_variables
     from omnidrill.spec.kinds import kind_from_folder
     from omnidrill.spec.loader import discover, validate_paths
@@ -71,7 +72,12 @@ def validate(
 
     def variables_for(path: Path) -> dict:
         kind = kind_from_folder(path)
-        return variables if kind is not None and kind.name == "target" else context
+        if kind is not None and kind.name == "target":
+            return variables
+        if kind is not None and kind.name in OBSERVE_KINDS:
+            # monitors and dashboards are rendered per environment (--var env=NAME)
+            return validation_variables(Path.cwd(), context)
+        return context
 
     loaded, problems = validate_paths(files, variables_for)
     for p in problems:
@@ -115,6 +121,9 @@ app.command("load")(load_scenarios)
 from omnidrill.report.cli import report  # noqa: E402
 
 app.command("report")(report)
+from omnidrill.demo import demo  # noqa: E402
+
+app.command("demo")(demo)
 
 
 def main() -> None:

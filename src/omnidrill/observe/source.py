@@ -14,7 +14,7 @@ import yaml
 from omnidrill.errors import UsageError
 from omnidrill.spec.errors import Problem, SpecError, display_path
 from omnidrill.spec.loader import load_file
-from omnidrill.spec.yamlpos import Positions, dotted, parse_yaml
+from omnidrill.spec.yamlpos import Positions, dotted
 
 Loc = tuple[str | int, ...]
 FOLDERS = {"monitor": "monitors", "dashboard": "dashboards", "monitor_test": "monitors/tests"}
@@ -52,8 +52,7 @@ class SourceFile:
 def load(path: Path, kind: str, variables: dict[str, Any] | None = None) -> SourceFile:
     """Render, parse and validate one file of `kind`; SpecError names file, line and field."""
     spec = load_file(path, kind=kind, variables=variables or {})
-    _, positions, _ = parse_yaml(spec.source, display_path(path))
-    return SourceFile(path=path, kind=kind, model=spec.model, positions=positions)
+    return SourceFile(path=path, kind=kind, model=spec.model, positions=spec.positions)
 
 
 def env_variables(root: Path, env: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class LoadedSpec:
     path: Path
     model: Any  # an instance of the kind's model
     source: str  # the rendered YAML text
+    positions: Positions  # where each value stood in the rendered text
 
 
 def load_file(
@@ -48,7 +49,7 @@ def load_file(
         raise SpecError(problems)
     data, positions, problems = parse_yaml(rendered, name)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(_mark_rendered(problems, text))
     spec_kind = _resolve_kind(path, name, data, kind)
     if isinstance(data, dict) and data.get("kind") in KINDS:
         data = {k: v for k, v in data.items() if k != "kind"}
@@ -58,8 +59,19 @@ def load_file(
     try:
         model = model_cls.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_problems_from(exc, name, data, positions, model_cls)) from None
-    return LoadedSpec(kind=spec_kind.name, path=path, model=model, source=rendered)
+        problems = _problems_from(exc, name, data, positions, model_cls)
+        raise SpecError(_mark_rendered(problems, text)) from None
+    return LoadedSpec(
+        kind=spec_kind.name, path=path, model=model, source=rendered, positions=positions
+    )
+
+
+def _mark_rendered(problems: list[Problem], template: str) -> list[Problem]:
+    """Jinja2 blocks (loops, ifs) move lines: say that a line is in the rendered text."""
+    if "{%" not in template:
+        return problems
+    note = " (line of the rendered template: Jinja2 blocks move lines)"
+    return [replace(p, message=p.message + note) if p.line else p for p in problems]
 
 
 def _resolve_kind(path: Path, name: str, data: Any, wanted: str | None) -> Kind:
@@ -205,7 +217,12 @@ def validate_paths(
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(x for x in p.rglob("*") if x.suffix in YAML_SUFFIXES)
+            # only files whose folder names a kind: monitors/env/*.yaml are variables, not specs
+            files += sorted(
+                x
+                for x in p.rglob("*")
+                if x.suffix in YAML_SUFFIXES and kind_from_folder(x) is not None
+            )
         elif p.exists():
             files.append(p)
         else:
