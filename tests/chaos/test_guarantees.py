@@ -81,10 +81,10 @@ KILL_POINTS = [
     ("kill-switch", 1),  # controls.set
     ("rpc-primary-outage", 1),  # fault.cut
     ("rpc-primary-outage", 2),  # fault.restore
-    ("rpc-total-outage", 1),
-    ("rpc-total-outage", 2),
-    ("rpc-total-outage", 3),
-    ("rpc-total-outage", 4),
+    ("rpc-both-down", 1),
+    ("rpc-both-down", 2),
+    ("rpc-both-down", 3),
+    ("rpc-both-down", 4),
 ]
 
 
@@ -318,7 +318,7 @@ def test_dry_run_prints_resolved_plan_and_touches_nothing(stack: Stack, tmp_path
         [
             "run",
             str(CHAOS / "kill-switch.yaml"),
-            str(CHAOS / "rpc-primary-latency.yaml"),
+            str(CHAOS / "rpc-primary-slow.yaml"),
             "-t",
             str(stack.profile_path),
             "--dry-run",

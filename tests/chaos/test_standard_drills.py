@@ -32,14 +32,14 @@ def backed(
 def test_the_standard_suite_is_complete() -> None:
     assert set(DRILLS) >= {
         "kill-switch",
-        "control-plane-outage",
+        "controls-outage",
         "operator-takeover",
         "safe-mode",
         "approval-flow",
         "approval-expiry",
         "rpc-primary-outage",
-        "rpc-primary-latency",
-        "rpc-total-outage",
+        "rpc-primary-slow",
+        "rpc-both-down",
         "idempotency",
         "redis-outage",
         "security",

@@ -37,6 +37,13 @@ def run(
         typer.Option("--confirm", help="the profile's name: required for production profiles"),
     ] = None,
     var: VarOption = None,
+    mute_monitors: Annotated[
+        bool,
+        typer.Option(
+            "--mute-monitors",
+            help="mute (Datadog downtime) the monitors whose tripped_by names each drill",
+        ),
+    ] = False,
     notify_slack: Annotated[
         bool,
         typer.Option("--notify-slack", help="post the summary to SLACK_WEBHOOK_URL at the end"),
@@ -56,6 +63,7 @@ def run(
         strict=strict,
         confirm=confirm,
         variables=variables,
+        mute_monitors=mute_monitors,
     )
     if notify_slack:  # a missing webhook is refused before anything is touched
         from omnidrill.notify.slack import webhook_from_env

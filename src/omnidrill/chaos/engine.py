@@ -27,7 +27,7 @@ from omnidrill.chaos.runtime import (
     Terminated,
 )
 from omnidrill.chaos.undo import World, apply_undo
-from omnidrill.errors import Inconclusive, OmnidrillError, RunRefused
+from omnidrill.errors import Inconclusive, OmnidrillError, RunRefused, UsageError
 from omnidrill.profile import Resolved
 
 VERDICT_ORDER = ["rollback_failed", "aborted", "failed", "inconclusive", "skipped", "passed"]
@@ -84,6 +84,7 @@ class RunContext:
     printer: Any  # chaos.console.Progress
     halt: threading.Event = field(default_factory=threading.Event)
     in_rollback: bool = False
+    mute_monitors: bool = False
     interrupted: str = ""  # a signal that arrived while rollbacks ran
 
 
@@ -142,6 +143,7 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
     locked = False
     try:
         refuse_if_held(ctx.world, ctx.target)
+        to_mute = _monitors_to_mute(ctx, file) if ctx.mute_monitors else None
         needs_proxy = _uses_faults(drill)
         if needs_proxy and not ctx.resolved.profile.faults.populate:
             _ensure_proxies(ctx, populate=False)  # read-only: a mismatch is inconclusive
@@ -163,6 +165,8 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         watcher = HaltWatcher(ctx.world, ctx.target, ctx.run_id, ctx.halt).start()
         if needs_proxy and ctx.resolved.profile.faults.populate:
             _ensure_proxies(ctx, populate=True)
+        if to_mute is not None:
+            _mute(ctx, rt, drill, file, *to_mute)
         _start_background(rt, drill, ctx)
         # 3. the method
         for i, step in enumerate(drill.method):
@@ -180,8 +184,8 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         ctx.journal.event("abort", out.reason, drill=file, by=what)
     except DrillInconclusive as exc:
         out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
-    except RunRefused:
-        raise
+    except (RunRefused, UsageError):
+        raise  # bad input or a refusal: exit 2 (the finally still rolls back what was done)
     except Inconclusive as exc:
         out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
     except OmnidrillError as exc:
@@ -202,8 +206,23 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
             client.close()
             out.ended = time.time()
             save()
+    _report(ctx, out)
     ctx.printer.drill_end(out)
     return out
+
+
+def _report(ctx: RunContext, out: DrillOutcome) -> None:
+    from omnidrill.chaos.observe_hooks import report_drill
+
+    record = next((d for d in ctx.journal.doc["drills"] if d.get("file") == out.file), None)
+    if record is None:
+        return
+    p = ctx.resolved.profile
+    for warning in report_drill(
+        record, target=p.name, environment=p.environment, run_id=ctx.run_id
+    ):
+        ctx.printer.line(f"warning: {warning}")
+        ctx.journal.event("warning", warning, drill=out.file)
 
 
 def _finish(
@@ -398,6 +417,36 @@ def _print(rt: Runtime, res: StepResult) -> None:
     printer = getattr(rt, "printer", None)
     if printer is not None:
         printer.step(res)
+
+
+def _monitors_to_mute(ctx: RunContext, file: str) -> tuple[str, list[str]]:
+    """Read before anything is touched: a bad monitors setup refuses the drill."""
+    from pathlib import Path
+
+    from omnidrill.chaos.observe_hooks import monitor_env, monitors_for
+
+    p = ctx.resolved.profile
+    env = monitor_env(p.name, p.environment, Path.cwd())
+    return env, monitors_for(file, env, Path.cwd())
+
+
+def _mute(
+    ctx: RunContext, rt: Runtime, drill: DrillFile, file: str, env: str, ids: list[str]
+) -> None:
+    from omnidrill.chaos.observe_hooks import mute
+
+    # Downtimes end on their own after this long: the safety net should a run die unrecovered.
+    span = drill.max_duration + drill.recover_within + 120
+    downtimes = mute(ids, file, env, span)
+    if downtimes is None:
+        ctx.printer.line("--mute-monitors: DD_API_KEY is not set; no monitor was muted")
+        return
+    rt.register_undo(
+        "monitors.unmute", {"downtime_ids": downtimes}, f"unmute {len(downtimes)} monitor(s)"
+    )
+    ctx.journal.event(
+        "mute", f"muted monitors {ids}", drill=file, downtime_ids=downtimes, monitors=ids
+    )
 
 
 def _uses_faults(drill: DrillFile) -> bool:

@@ -195,6 +195,9 @@ def _run_locked(
         "variables": opts.variables,
     }
     world = open_world(resolved)
+    from omnidrill.observe.sentry_report import flush, init_sentry
+
+    init_sentry(environment=profile.environment)  # no-op without SENTRY_DSN
     ctx = RunContext(
         run_id=run_id,
         target=profile.name,
@@ -203,6 +206,7 @@ def _run_locked(
         ledger=ledger,
         journal=journal,
         printer=printer,
+        mute_monitors=opts.mute_monitors,
     )
     outcomes: list[DrillOutcome] = []
     scenario_rows: list[dict[str, Any]] = []
@@ -220,10 +224,11 @@ def _run_locked(
                     row, code = _run_scenario(item, resolved, report_dir, journal, printer)
                     scenario_rows.append(row)
                     scenario_codes.append(code)
-    except RunRefused:
+    except (RunRefused, UsageError):
         journal.finish("refused", int(ExitCode.BAD_INPUT))
         raise
     finally:
+        flush()
         world.store.close()
         if world.faults is not None:
             world.faults.close()

@@ -44,6 +44,11 @@ def apply_undo(world: World, kind: str, params: dict[str, Any]) -> str:
     if kind == "toxic.remove":
         _need_faults(world).remove_toxic(params["proxy"], params["name"], missing_ok=True)
         return f"toxic {params['name']} removed from {params['proxy']}"
+    if kind == "monitors.unmute":
+        from omnidrill.observe.drill_events import unmute
+
+        done = unmute(params["downtime_ids"])
+        return f"Datadog downtimes cancelled: {', '.join(done) or 'none'}"
     raise ValueError(f"unknown undo kind {kind!r}")
 
 
