@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from omnidrill.ethtx import random_raw_tx, tx_hash
+from omnidrill.faults.client import FaultClient
 
 CONTROLS_ROW = "00000000-0000-0000-0000-000000000001"
 CLEAR_CONTROLS = {
@@ -43,7 +44,7 @@ class Target:
         self.service = self.profile["keys"]["service_role"]["value"]
         self.limits = self.profile["limits"]
         self.rest = self.profile["controls"]["url"]
-        self.toxiproxy = self.profile["faults"]["toxiproxy_url"]
+        self.faults = FaultClient(self.profile["faults"]["toxiproxy_url"])
         self.faulted = True  # unknown at first: reset once
 
     # --- functions ----------------------------------------------------------------------
@@ -177,36 +178,22 @@ class Target:
             out.append(r.json()["result"])
         return out
 
-    # --- fault proxy ---------------------------------------------------------------------
+    # --- fault proxy (through its Toxiproxy API) --------------------------------------
 
     def proxy_enabled(self, name: str, enabled: bool) -> None:
         self.faulted = True
-        r = self.http.post(
-            f"{self.toxiproxy}/proxies/{name}",
-            json={"enabled": enabled},
-            headers={"User-Agent": "omnidrill-tests"},
-        )
-        assert r.status_code == 200, r.text
+        self.faults.set_enabled(name, enabled)
 
     def add_latency(self, name: str, ms: int) -> None:
         self.faulted = True
-        r = self.http.post(
-            f"{self.toxiproxy}/proxies/{name}/toxics",
-            json={
-                "name": "test_latency",
-                "type": "latency",
-                "stream": "downstream",
-                "attributes": {"latency": ms, "jitter": 0},
-            },
-            headers={"User-Agent": "omnidrill-tests"},
+        self.faults.add_toxic(
+            name, "latency", name="test_latency", attributes={"latency": ms, "jitter": 0}
         )
-        assert r.status_code == 200, r.text
 
     def reset_faults(self) -> None:
         if not self.faulted:
             return
-        r = self.http.post(f"{self.toxiproxy}/reset", headers={"User-Agent": "omnidrill-tests"})
-        assert r.status_code == 204, r.text
+        self.faults.reset()
         self.faulted = False
         # a failsafe answer may be cached for controls_ttl after the path comes back
         time.sleep(self.limits["controls_ttl_ms"] / 1000 + 0.15)
