@@ -208,10 +208,14 @@ def run_http(
     reference = since if since is not None else rt.last_change_at
     t0 = time.monotonic()
     round_starts: list[float] = []
+    looks: list[float] = []  # when each round's last request went out (monotonic)
+    wall_offset = time.time() - time.monotonic()
 
     def one_round() -> tuple[list[Answer], list[str]]:
         round_starts.append(time.monotonic())
         answers = send_round(rt, step, st, source)
+        sent = [a.started_at - wall_offset for a in answers]
+        looks.append(max(sent) if sent else round_starts[-1])
         res.add_requests([a.summary() for a in answers])
         bypass = fault_bypassed(rt, answers)
         if bypass:
@@ -225,18 +229,37 @@ def run_http(
         while problems and time.monotonic() - start < limit:
             rt.sleep(max(0.0, round_starts[-1] + step.poll - time.monotonic()))
             answers, problems = one_round()
-        waited = round_starts[-1] - start
-        resolution = _resolution(round_starts, step.poll)
+        waited = looks[-1] - start
+        # The effect happened between the last look that missed it (or the change) and this one.
+        resolution = waited - (looks[-2] - start if len(looks) > 1 else 0.0)
         res.measurements["waited_s"] = round(waited, 3)
         res.measurements["resolution_s"] = round(resolution, 3)
         res.measurements["rounds"] = len(round_starts)
         if step.measure:
             res.measurements[f"time_to_{step.measure}_s"] = round(max(0.0, waited), 3)
+        res.measurements["poll_interval_s"] = round(_resolution(round_starts, step.poll), 3)
         if problems:
             res.evidence.append(
                 f"not within {step.within:.3f} s (+{step.poll:.3f} s poll slack): "
                 f"after {time.monotonic() - start:.3f} s, {len(round_starts)} rounds"
             )
+        elif waited > limit and len(round_starts) > 1:
+            problems = [
+                f"the effect was first seen {waited:.3f} s after the change; the look at "
+                f"{looks[-2] - start:.3f} s still saw the old behaviour; the bound is "
+                f"{step.within:.3f} s (+{step.poll:.3f} s poll slack)"
+            ]
+        elif waited > limit:
+            # One late look cannot prove a bound: say so rather than pass (paced traffic).
+            res.verdict = "skipped"
+            res.evidence.append(
+                f"the first look came {waited:.3f} s after the change (traffic "
+                f"{rt.client.mode}); that resolution cannot prove an effect within "
+                f"{step.within:.3f} s"
+            )
+            if step.id:
+                rt.results[step.id] = result_of(answers, st)
+            return
     if not problems and step.hold:
         hold_end = time.monotonic() + step.hold
         while not problems and time.monotonic() < hold_end:
