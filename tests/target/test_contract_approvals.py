@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from stackclient import Target
@@ -88,6 +89,19 @@ def test_a3_approved_executes_once_rejected_never(target: Target) -> None:
     r = target.call("execute-trade", {**body, "approval_id": answer["approval_id"]})
     assert r.status_code == 403 and r.json()["code"] == "APPROVAL_REJECTED"
     assert target.sends_of(_hash(body)) == 0
+
+
+def test_a3_concurrent_retries_of_an_approval_send_once(target: Target) -> None:
+    answer, body, _ = _request_approval(target)
+    retry = {**body, "approval_id": answer["approval_id"]}
+    target.decide(answer["approval_id"], "approved")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda i: target.call("execute-trade", retry, instance=i % 2), range(6))
+        )
+    assert {r.status_code for r in answers} == {200}
+    assert all(r.json() == answers[0].json() for r in answers)
+    assert target.sends_of(_hash(body)) == 1
 
 
 def test_a3_approved_in_time_stays_executable_after_expiry(target: Target) -> None:
