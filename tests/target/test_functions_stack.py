@@ -250,3 +250,15 @@ def test_r5_i1_two_stack_processes_sharing_one_redis(
                     and tx_hash(c["params"][0]) == tx_hash(raw)
                 )
         assert sends == 1
+
+
+def test_an_unreachable_database_is_inconclusive_and_keeps_its_password(tmp_path: Path) -> None:
+    dsn = "postgresql://postgres:s3cret-pw-42@127.0.0.1:1/nowhere"
+    with (
+        pytest.raises(Inconclusive) as err,
+        launch_stack(["--base-port", "0", "--postgres", dsn], tmp_path, timeout_s=30),
+    ):
+        pass
+    assert "exited with code 5" in str(err.value)
+    assert "the control store cannot be opened" in str(err.value)
+    assert "s3cret-pw-42" not in (tmp_path / "stack.log").read_text()

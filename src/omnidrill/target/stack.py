@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from omnidrill import secrets
-from omnidrill.errors import UsageError
+from omnidrill.errors import Inconclusive, UsageError
 from omnidrill.target.config import CONTROLS_ROW_ID, FunctionsConfig
 from omnidrill.target.functions import Backends, Functions, build_backends
 from omnidrill.target.telemetry import DatadogSink, Telemetry, init_sentry
@@ -153,6 +153,17 @@ def _redis_upstream(url: str) -> str:
     return f"{_url_host(parts.hostname or '127.0.0.1')}:{parts.port or 6379}"
 
 
+async def _open_store(open_store: Callable[..., Any], opts: StackOptions) -> Any:
+    """The control tables' store, migrated; an unreachable database is no verdict (exit 5)."""
+    from omnidrill.target.stores import ApiError
+
+    try:
+        return await asyncio.to_thread(open_store, opts.postgres, opts.run_dir / "control.sqlite")
+    except ApiError as exc:
+        detail = getattr(exc, "details", None) or str(exc)
+        raise Inconclusive(secrets.scrub(f"the control store cannot be opened: {detail}")) from None
+
+
 def _no_import_retry_storm() -> None:
     """Without sniffio installed, httpcore retries `import sniffio` on every request, and a
     failed import searches the whole path each time (a third of a request's CPU here).
@@ -166,7 +177,7 @@ def _no_import_retry_storm() -> None:
 async def start_stack(opts: StackOptions) -> RunningStack:
     """Start every part; on any failure stop what already started and raise."""
     _no_import_retry_storm()
-    from omnidrill.faults.server import ToxiproxyServer
+    from omnidrill.faults.server import PopulateError, ToxiproxyServer
     from omnidrill.target import serving
     from omnidrill.target.control_api import create_control_app
     from omnidrill.target.rpc_mock import create_rpc_app
@@ -183,7 +194,7 @@ async def start_stack(opts: StackOptions) -> RunningStack:
     stack = RunningStack(opts)
     try:
         # 1. the control API over its store
-        store = await asyncio.to_thread(open_store, opts.postgres, opts.run_dir / "control.sqlite")
+        store = await _open_store(open_store, opts)
         stack.closers.append(_sync_closer(store.close))
         control = await serving.serve(
             create_control_app(store, anon_key=anon, service_role_key=service),
@@ -255,6 +266,12 @@ async def start_stack(opts: StackOptions) -> RunningStack:
         if opts.profile_out is not None:
             write_profile(opts.profile_out, stack.profile)
         return stack
+    except PopulateError as exc:
+        await stack.aclose()
+        raise UsageError(
+            f"the fault proxy could not open its paths ({exc}); choose another --base-port, "
+            "or 0 for ports the OS picks"
+        ) from None
     except OSError as exc:
         await stack.aclose()
         raise UsageError(
