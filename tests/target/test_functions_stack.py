@@ -262,3 +262,16 @@ def test_an_unreachable_database_is_inconclusive_and_keeps_its_password(tmp_path
     assert "exited with code 5" in str(err.value)
     assert "the control store cannot be opened" in str(err.value)
     assert "s3cret-pw-42" not in (tmp_path / "stack.log").read_text()
+
+
+def test_an_unreachable_redis_is_inconclusive(tmp_path: Path) -> None:
+    from omnidrill.netutil import free_port
+
+    url = f"redis://:hush-{free_port()}@127.0.0.1:{free_port()}/0"
+    with (
+        pytest.raises(Inconclusive) as err,
+        launch_stack(["--base-port", "0", "--redis", url], tmp_path, timeout_s=30),
+    ):
+        pass
+    assert "exited with code 5" in str(err.value) and "does not answer PING" in str(err.value)
+    assert "hush-" not in (tmp_path / "stack.log").read_text()

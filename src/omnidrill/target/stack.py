@@ -164,6 +164,21 @@ async def _open_store(open_store: Callable[..., Any], opts: StackOptions) -> Any
         raise Inconclusive(secrets.scrub(f"the control store cannot be opened: {detail}")) from None
 
 
+async def _check_redis(url: str) -> None:
+    """Refuse to start on a Redis that does not answer: the limiter would refuse every trade."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except (OSError, aioredis.RedisError) as exc:
+        raise Inconclusive(
+            secrets.scrub(f"Redis at {url} does not answer PING ({type(exc).__name__}: {exc})")
+        ) from None
+    finally:
+        await client.aclose()
+
+
 def _no_import_retry_storm() -> None:
     """Without sniffio installed, httpcore retries `import sniffio` on every request, and a
     failed import searches the whole path each time (a third of a request's CPU here).
@@ -193,6 +208,8 @@ async def start_stack(opts: StackOptions) -> RunningStack:
     h = _url_host(host)
     stack = RunningStack(opts)
     try:
+        if opts.redis:
+            await _check_redis(opts.redis)
         # 1. the control API over its store
         store = await _open_store(open_store, opts)
         stack.closers.append(_sync_closer(store.close))
