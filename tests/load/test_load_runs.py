@@ -183,3 +183,18 @@ def test_background_load_splits_stats_at_phases(fake_pair: list[int], tmp_path: 
     assert [p["name"] for p in doc["phases"]] == ["baseline", "fault", "recovery"]
     assert doc["by_phase"]["fault"]["statuses"]["503"] == fault.statuses[503]
     assert doc["by_phase"]["fault"]["error_rate"] > 0 == doc["by_phase"]["baseline"]["error_rate"]
+
+
+def test_the_load_stops_when_its_harness_goes_away(fake_pair: list[int], tmp_path: Path) -> None:
+    from omnidrill.load.plan import as_target, build_plan
+    from omnidrill.load.process import LoadProcess
+
+    plan, _ = build_plan(scenario(duration="10m"), as_target(fake_profile(fake_pair)))
+    proc = LoadProcess(plan, tmp_path).start()
+    proc.wait_started()
+    time.sleep(1.0)
+    assert proc.controller.stdin is not None
+    proc.controller.stdin.close()  # what a killed harness leaves: end of input
+    stats = proc.wait(timeout=30)
+    assert proc.exit_codes() == [0] and not stats.errors
+    assert stats.ended_at is not None and stats.total().all.requests > 0
