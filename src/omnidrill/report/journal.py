@@ -249,11 +249,12 @@ def _scenario(row: dict[str, Any]) -> ScenarioView:
                 phase="verdicts",
                 index=i,
                 kind="ratelimit",
-                name=f"{v.get('clause')}: {summary}" if summary else str(v.get("clause")),
+                name=str(v.get("clause") or f"verdict {i + 1}"),
                 is_check=True,
                 verdict=status,
                 clause=v.get("clause"),
                 evidence=[Evidence(summary)] if status != "passed" and summary else [],
+                summary=summary,
             )
         )
     reason = row.get("reason") or raw.get("inconclusive") or "; ".join(raw.get("failed") or [])

@@ -62,9 +62,13 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
             )
         lines.append("")
     if run.scenarios:
-        lines += ["| scenario | verdict | thresholds | duration | why |", "|---|---|---|---|---|"]
+        lines += ["| scenario | verdict | checks held | duration | why |", "|---|---|---|---|---|"]
         for s in run.scenarios:
-            held = sum(t.passed for t in s.thresholds)
+            judged = [t.passed for t in s.thresholds] + [c.verdict == "passed" for c in s.checks]
+            held = f"{sum(judged)}/{len(judged)}"
+            skipped = [c.clause or c.name for c in s.checks if c.verdict == "skipped"]
+            if skipped:
+                held += f" ({len(skipped)} skipped: {', '.join(skipped)})"
             failed = [t.message for t in s.thresholds if not t.passed]
             why = _short(s.reason or "; ".join(failed)) if s.verdict != "passed" else ""
             lines.append(
@@ -74,7 +78,7 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
                     for x in (
                         s.name,
                         f"{VERDICT_ICON.get(s.verdict, '')} {label(s.verdict)}".strip(),
-                        f"{held}/{len(s.thresholds)} held",
+                        held,
                         fmt_s(s.duration_s),
                         why,
                     )

@@ -65,6 +65,7 @@ class CheckView:
     requests: list[dict[str, Any]] = field(default_factory=list)
     requests_total: int = 0
     measurements: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""  # a scenario's clause verdict: what was seen
 
     @property
     def duration_s(self) -> float | None:

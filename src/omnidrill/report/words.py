@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omnidrill.report.model import RunView
+from omnidrill.report.model import RunView, verdict_rank
 
 VERDICT_LABEL = {
     "passed": "passed",
@@ -75,7 +75,7 @@ def headline(run: RunView) -> str:
     """One line: the verdict first, then what ran, where and when."""
     counts = run.counts()
     total = len(run.drills) + len(run.scenarios)
-    parts = [f"{n} {label(v) if v != 'passed' else 'passed'}" for v, n in sorted(counts.items())]
+    parts = [f"{n} {label(v)}" for v, n in sorted(counts.items(), key=lambda i: verdict_rank(i[0]))]
     what = f"{total} item(s): " + ", ".join(parts) if total else "nothing ran"
     code = f"exit {run.exit_code}" if run.exit_code is not None else "no exit code"
     return f"omnidrill {label(run.verdict)} ({code}) on {run.target}: {what}"
