@@ -179,19 +179,8 @@ async def _check_redis(url: str) -> None:
         await client.aclose()
 
 
-def _no_import_retry_storm() -> None:
-    """Without sniffio installed, httpcore retries `import sniffio` on every request, and a
-    failed import searches the whole path each time (a third of a request's CPU here).
-    Marking it absent once makes that retry fail fast; nothing could import it anyway."""
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
-
 async def start_stack(opts: StackOptions) -> RunningStack:
     """Start every part; on any failure stop what already started and raise."""
-    _no_import_retry_storm()
     from omnidrill.faults.server import PopulateError, ToxiproxyServer
     from omnidrill.target import serving
     from omnidrill.target.control_api import create_control_app
