@@ -198,7 +198,10 @@ def test_sentry_events_carry_the_trace_id_and_no_secret() -> None:
     assert "***" in json.dumps(events)
 
 
-def test_datadog_sink_speaks_the_intake_wire_format() -> None:
+@pytest.mark.parametrize("configured_by", ["arguments", "environment"])
+def test_datadog_sink_speaks_the_intake_wire_format(
+    configured_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     received: list[tuple[str, dict[str, Any], dict[str, str]]] = []
 
     async def intake(request: Request) -> Response:
@@ -220,7 +223,12 @@ def test_datadog_sink_speaks_the_intake_wire_format() -> None:
 
     async def run() -> None:
         srv = await serve_app(app)
-        sink = DatadogSink(api_key="dd-test-api-key-123", host=srv.url, interval_s=3600)
+        if configured_by == "arguments":
+            sink = DatadogSink(api_key="dd-test-api-key-123", host=srv.url, interval_s=3600)
+        else:  # DD_SITE may be a URL, as for every Datadog user of omnidrill
+            monkeypatch.setenv("DD_API_KEY", "dd-test-api-key-123")
+            monkeypatch.setenv("DD_SITE", srv.url)
+            sink = DatadogSink(interval_s=3600)
         try:
             tm = Telemetry(io.StringIO(), datadog=sink)
             tm.count("omnihub.agent.requests", tags=["function:wallet_balance"])

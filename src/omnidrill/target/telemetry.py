@@ -7,6 +7,7 @@ with a DSN (``--sentry-dsn``), so a demo never writes into a real account by acc
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -134,19 +135,13 @@ class DatadogSink:
         interval_s: float = 10.0,
         base_tags: Tags = ("service:omnihub-local",),
     ) -> None:
-        from datadog_api_client import Configuration
+        from omnidrill.observe.ddclient import DatadogSettings, configuration
 
-        cfg = Configuration()  # reads DD_API_KEY and DD_SITE
-        if api_key:
-            cfg.api_key["apiKeyAuth"] = api_key
-        if site:
-            cfg.server_variables["site"] = site
-        if host:
-            cfg.host = host
-        if not cfg.api_key.get("apiKeyAuth"):
-            from omnidrill.errors import UsageError
-
-            raise UsageError("--datadog needs DD_API_KEY in the environment")
+        if api_key is None:  # DD_API_KEY, read (and checked) as every Datadog user here reads it
+            api_key = DatadogSettings.from_env(need_app_key=False).api_key
+        site = host or site or os.environ.get("DD_SITE", "").strip() or "datadoghq.com"
+        # the shared Configuration, so DD_SITE may also be a URL (a local intake)
+        cfg = configuration(DatadogSettings(api_key=api_key, app_key=None, site=site))
         secrets.register(cfg.api_key["apiKeyAuth"])
         self._cfg = cfg
         self._base_tags = list(base_tags)
