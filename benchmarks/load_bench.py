@@ -166,8 +166,13 @@ def main() -> None:
             print(f"warming up, then {args.rounds} rounds of {args.seconds:g} s per generator ...")
             run_omnidrill(base, args.users, 3, t / "warm")
             for i in range(args.rounds):
-                o = run_omnidrill(base, args.users, args.seconds, t / f"o{i}")
-                lo = run_locust(base, args.users, args.seconds, t)
+                # Alternate who goes first, so a drift of the machine favours neither.
+                if i % 2:
+                    lo = run_locust(base, args.users, args.seconds, t)
+                    o = run_omnidrill(base, args.users, args.seconds, t / f"o{i}")
+                else:
+                    o = run_omnidrill(base, args.users, args.seconds, t / f"o{i}")
+                    lo = run_locust(base, args.users, args.seconds, t)
                 w = (run_wrk(base, args.users, args.seconds), None)
                 for name, r in (
                     ("omnidrill runner", o),
