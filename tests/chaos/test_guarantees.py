@@ -475,3 +475,74 @@ def test_background_load_split_per_phase(stack: Stack, tmp_path: Path) -> None:
     assert phases["steady"]["error_rate"] == 0.0
     assert phases["fault"]["codes"].get("KILL_SWITCH", 0) > 0
     assert any(b["source"] == "background" for b in journal["traffic"])
+
+
+# --- drills and scenarios in one run; Ctrl-C; paced traffic ----------------------------------
+
+TINY_SCENARIO = """type: load
+name: tiny
+description: a few seconds of reads, judged leniently
+users: 2
+spawn_rate: 2
+duration: 3s
+pacing: {per_user_rps: 2}
+clients: 16
+tasks:
+  - function: wallet-balance
+    body: {address: "${address}"}
+thresholds:
+  all: ["error_rate < 50%"]
+"""
+
+
+@pytest.mark.slow
+def test_run_takes_drills_and_scenarios_together(stack: Stack, tmp_path: Path) -> None:
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.runner import RunOptions, run
+
+    scenario = tmp_path / "scenarios" / "tiny.yaml"
+    scenario.parent.mkdir()
+    scenario.write_text(TINY_SCENARIO)
+    code = run(
+        [CHAOS / "safe-mode.yaml", scenario],
+        _profile(stack),
+        RunOptions(target="x", report_dir=tmp_path / "r"),
+        printer=Progress(),
+    )
+    import json
+
+    journal = json.loads((tmp_path / "r" / "journal.json").read_text())
+    assert code == 0, journal["scenarios"]
+    assert journal["drills"][0]["verdict"] == "passed"
+    assert journal["scenarios"][0]["verdict"] == "passed"
+    assert journal["scenarios"][0]["result"]["name"] == "tiny"
+
+
+@pytest.mark.slow
+def test_ctrl_c_rolls_back_and_exits_3(stack: Stack, tmp_path: Path) -> None:
+    before = target_state(stack)
+    proc, _ = _start_long(stack, tmp_path)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 3, out
+    assert "Ctrl-C" in out
+    assert target_state(stack) == before
+
+
+@pytest.mark.slow
+def test_paced_traffic_stays_under_the_limit_and_says_what_it_cannot_prove(
+    tmp_path: Path,
+) -> None:
+    """Without X-Forwarded-For or a bypass header, drills pace themselves inside the limit."""
+    with start_stack(tmp_path / "stack", "--no-trust-forwarded-for", "--instances", "2") as paced:
+        result = run_drills(paced, "kill-switch", report=tmp_path / "r")
+    j = result.journal
+    assert j["target"]["clients"] == "paced"
+    assert sum(b["by_status"].get("429", 0) for b in j["traffic"]) == 0
+    drill = result.drill("kill-switch")
+    assert drill["verdict"] == "passed", result.output
+    c5 = next(s for s in drill["steps"] if s["clause"] == "C5")
+    # 3 functions x 2 instances at 80 % of 20 per 5 s cannot look within the 200 ms TTL
+    assert c5["verdict"] == "skipped", c5
+    assert "cannot prove" in c5["evidence"][-1]
+    assert drill["skipped_checks"], "listed, so --strict counts it"

@@ -61,6 +61,8 @@ def test_drill_passes_on_embedded_stack(embedded: Stack, drill: str, tmp_path: P
     assert record["verdict"] == "passed", result.output
     assert result.code == 0
     assert result.journal["pending_undos"] == []
+    limited = sum(b["by_status"].get("429", 0) for b in result.journal["traffic"])
+    assert limited == 0, "drill traffic stays clear of the rate limit (CONTRACT section 4)"
 
 
 @pytest.mark.slow

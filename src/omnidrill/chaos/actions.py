@@ -55,11 +55,17 @@ def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
         {"values": {**old, "updated_by": before.get("updated_by")}},
         f"restore {', '.join(f'{k}={v!r}' for k, v in old.items())}",
     )
+    changed_at = time.time()
     after = rt.world.store.patch_row(CONTROLS, rt.world.row_id, {**step.set, "updated_by": marker})
     rt.mark_changed()
     res.detail.update({"set": step.set, "old": old, "after": _shown(after)})
     if step.id:
-        rt.results[step.id] = {"set": step.set, "old": old, "updated_by": marker}
+        rt.results[step.id] = {
+            "set": step.set,
+            "old": old,
+            "updated_by": marker,
+            "at": changed_at,
+        }
     res.verdict = "done"
     pause_hook(rt)
 

@@ -159,7 +159,7 @@ def judge_round(rt: Runtime, step: HttpCheck, answers: list[Answer]) -> list[str
     for a in answers:
         problems += judge_answer(rt, step.expect, a)
     if step.expect.same_answers and answers:
-        shapes = {(a.status, a.text) for a in answers}
+        shapes = {(a.status, _canonical(a)) for a in answers}
         if len(shapes) > 1:
             shown = sorted({f"{s} {t[:80]}" for s, t in shapes})
             problems.append(f"{len(answers)} answers differ: {shown}")
@@ -168,6 +168,13 @@ def judge_round(rt: Runtime, step: HttpCheck, answers: list[Answer]) -> list[str
         if len(set(traces)) != len(traces):
             problems.append("X-Trace-ID repeats across answers (must be unique per request)")
     return problems
+
+
+def _canonical(a: Answer) -> str:
+    """The body as compared across answers: parsed JSON (key order aside), else the text."""
+    import json
+
+    return json.dumps(a.body, sort_keys=True) if a.body is not None else a.text
 
 
 def fault_bypassed(rt: Runtime, answers: list[Answer]) -> str | None:
@@ -357,6 +364,10 @@ def run_audit_changed(rt: Runtime, step: AuditChangedCheck, res: StepResult) -> 
     while True:
         rows = rt.world.store.audit_rows(200)
         matching = [r for r in rows if _audit_matches(r, change)]
+        # Rows older than the change (an earlier drill's) never count; clocks may differ a bit.
+        matching = [
+            r for r in matching if _created_ts(r) is None or _created_ts(r) >= change["at"] - 5.0
+        ]
         if len(matching) >= step.count or time.monotonic() > deadline:
             break
         rt.sleep(0.1)
@@ -389,12 +400,21 @@ def _audit_matches(row: dict[str, Any], change: dict[str, Any]) -> bool:
     new, old = meta.get("new") or {}, meta.get("old") or {}
     if not isinstance(new, dict) or not isinstance(old, dict):
         return False
-    marker = change.get("updated_by")
-    if marker and new.get("updated_by") != marker:
-        return False
     return all(new.get(k) == v for k, v in change["set"].items()) and all(
         old.get(k) == v for k, v in change["old"].items()
     )
+
+
+def _created_ts(row: dict[str, Any]) -> float | None:
+    from datetime import datetime
+
+    value = row.get("created_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def run_approval_status(rt: Runtime, step: ApprovalStatusCheck, res: StepResult) -> None:

@@ -55,7 +55,7 @@ def _one_instance() -> None:
         count["n"] += 1
         if count["n"] > 1:
 
-            async def permissive():  # type: ignore[no-untyped-def]
+            async def permissive(*a, **kw):  # type: ignore[no-untyped-def]
                 return cc.Controls(False, False, False, frozenset(), "table")
 
             self.controls.controls = permissive
