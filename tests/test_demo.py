@@ -51,6 +51,12 @@ def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
     assert "| smoke | ✅ passed |" in summary
     assert "| rate-limit | ✅ passed | 6/6 |" in summary
     assert "embedded backends" in out
+    html = (run_dir / "report.html").read_text()
+    # load thresholds with their measured values, and the rate-limit clauses, in the report
+    assert re.search(
+        r"<code>p95 &lt; 500ms</code></td><td>all</td><td class=\"num\">[\d.]+ ms</td>", html
+    )
+    assert html.count('data-verdict="passed"><td><b>R') == 6
 
     # the stack is gone: nothing answers on any of its instances
     profile = yaml.safe_load(

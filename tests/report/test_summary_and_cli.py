@@ -97,3 +97,27 @@ def test_a_refused_slack_post_leaves_result_and_reports_intact(
     for name in ("report.html", "junit.xml", "summary.md"):
         assert (journal.parent / name).stat().st_size > 200
     assert (tmp_path / "index.html").exists()
+
+
+def test_a_killed_run_renders_as_incomplete_with_its_pending_undos(
+    real_run: tuple[int, Path], tmp_path: Path
+) -> None:
+    from omnidrill.report import write_reports
+
+    doc = load_journal(real_run[1])
+    doc.update(status="running", exit_code=None, ended_at=None)
+    doc.pop("duration_s", None)
+    doc["drills"][-1]["verdict"] = "running"
+    doc["pending_undos"] = [
+        {"run": doc["run_id"], "seq": 3, "kind": "controls.restore",
+         "label": "restore operator_takeover=False"}
+    ]  # fmt: skip
+    (tmp_path / "journal.json").write_text(json.dumps(doc))
+    written = write_reports(tmp_path / "journal.json")
+    html = written.files["html"].read_text()
+    assert 'data-verdict="incomplete"' in html
+    assert "1 undo(s) did not run" in html and "restore operator_takeover=False" in html
+    assert "omnidrill recover --target local" in written.summary
+    assert written.summary.splitlines()[0].endswith(
+        "omnidrill INCOMPLETE (no exit code) on local: 3 item(s): 1 running, 1 FAILED, 1 passed"
+    )
