@@ -113,3 +113,19 @@ def test_the_browser_check_catches_errors_and_requests(tmp_path: Path) -> None:
         log = browser.load(page.as_uri())
     assert any("broken chart" in e for e in log.errors)
     assert "https://cdn.example.com/chart.png" in log.requests
+
+
+def test_every_action_rollback_and_abort_is_marked(real_run: tuple[int, Path]) -> None:
+    from omnidrill.report.html import drill_chart
+
+    run = run_view(load_journal(real_run[1]))
+    aborted = next(d for d in run.drills if d.verdict == "aborted")
+    _svg, marks = drill_chart(aborted)
+    kinds = [(m.kind, m.label) for m in marks]
+    actions = [s for s in aborted.steps if not s.is_check and s.phase == "method"]
+    undos = [s for s in aborted.steps if s.phase == "undo"]
+    assert [label for kind, label in kinds if kind == "action"] == [s.name for s in actions]
+    assert [label for kind, label in kinds if kind == "rollback"] == [s.name for s in undos]
+    assert any(kind == "abort" and "guardrail" in label for kind, label in kinds)
+    assert "hold the takeover past the guardrail" in [s.name for s in actions]
+    assert all(0 <= m.t <= (aborted.ended_ts or 0) - int(aborted.started_ts or 0) for m in marks)

@@ -48,10 +48,8 @@ def time_marks(
     marks: list[TimeMark] = []
     for s in steps:
         kind = ACTION_PHASES.get(s.phase)
-        if s.is_check or kind is None or s.started_ts is None or s.kind == "wait":
+        if s.is_check or kind is None or s.started_ts is None:
             continue
-        if kind == "action" and s.kind == "http.request":
-            continue  # plain traffic, not a change of the world
         marks.append(TimeMark(s.started_ts - origin, len(marks) + 1, s.name or s.kind, kind))
     for e in events:
         if e.get("kind") in {"abort", "aborted", "halt", "guardrail"} and e.get("t") is not None:
