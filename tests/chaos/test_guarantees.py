@@ -546,3 +546,65 @@ def test_paced_traffic_stays_under_the_limit_and_says_what_it_cannot_prove(
     assert c5["verdict"] == "skipped", c5
     assert "cannot prove" in c5["evidence"][-1]
     assert drill["skipped_checks"], "listed, so --strict counts it"
+
+
+# --- a rollback that fails: exit 4, said loudly, and recover finishes the job -----------------
+
+
+@pytest.mark.slow
+def test_failed_rollback_exits_4_and_recover_finishes(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _state_dir: Path
+) -> None:
+    import threading
+
+    from omnidrill.chaos import controlstore
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.ledger import Ledger
+    from omnidrill.chaos.lock import halt_file
+    from omnidrill.chaos.recover import recover
+    from omnidrill.chaos.runner import RunOptions, open_world, run
+
+    before = target_state(stack)
+    real_patch = controlstore.PostgrestStore.patch_row
+
+    def broken(self: Any, table: str, row_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        if values.get("omnihub_kill_switch") is False:  # only the undo of the kill switch
+            raise controlstore.ControlStoreError("control tables unreachable (injected)")
+        return real_patch(self, table, row_id, values)
+
+    monkeypatch.setattr(controlstore.PostgrestStore, "patch_row", broken)
+
+    def halt_soon() -> None:
+        time.sleep(3)
+        path = halt_file("local")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("test 0\n")
+
+    threading.Thread(target=halt_soon, daemon=True).start()
+    code = run(
+        [long_drill(tmp_path)],
+        _profile(stack),
+        RunOptions(target="x", report_dir=tmp_path / "r"),
+        printer=Progress(),
+    )
+    import json
+
+    journal = json.loads((tmp_path / "r" / "journal.json").read_text())
+    assert code == 4
+    drill = journal["drills"][0]
+    assert drill["verdict"] == "rollback_failed"
+    assert "ROLLBACK FAILED" in drill["reason"] and drill["left_changed"]
+    assert [u["kind"] for u in journal["pending_undos"]] == ["lock.release", "controls.restore"]
+    during = target_state(stack)
+    assert during != before
+    assert parse_mark(during["controls"]["reason"]) is not None, "the lock stays: not clean"
+    monkeypatch.setattr(controlstore.PostgrestStore, "patch_row", real_patch)
+    profile = _profile(stack)
+    rec = recover(
+        open_world(resolve(profile)),
+        Ledger("local"),
+        "local",
+        [p.name for p in profile.faults.proxies],
+    )
+    assert rec.exit_code == 0, rec.failed
+    assert target_state(stack) == before

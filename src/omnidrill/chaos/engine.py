@@ -254,8 +254,9 @@ def _finish(
             out.verdict = "failed"
             out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
     lock = [u for u in rt.undos if u.kind == "lock.release"]
-    for undo in reversed(lock):
-        _apply(ctx, rt, undo, out)
+    if not out.left_changed:  # a failed undo keeps the mark: every machine sees it, recover uses it
+        for undo in reversed(lock):
+            _apply(ctx, rt, undo, out)
     if out.left_changed:
         out.verdict = "rollback_failed"
         out.reason = "ROLLBACK FAILED, the target may be left changed: " + "; ".join(

@@ -508,6 +508,20 @@ class DrillFile(SpecModel):
     background: Background | None = None
     abort_if: list[Guardrail] = Field(default_factory=list)
 
+    @field_validator("requires")
+    @classmethod
+    def _requires(cls, v: list[str]) -> list[str]:
+        for req in v:
+            ok = req in ("rpc_direct", "trade") or re.fullmatch(
+                r"proxy:[A-Za-z0-9_.\-]+|instances>=\d+", req
+            )
+            if not ok:
+                raise ValueError(
+                    f"unknown requirement {req!r}; expected rpc_direct, trade, proxy:NAME or "
+                    "instances>=N"
+                )
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> DrillFile:
         seen: set[str] = set()

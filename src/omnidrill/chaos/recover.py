@@ -25,8 +25,8 @@ class Recovery:
 
 
 def _alive_here(host: str, pid: int) -> bool:
-    if host != socket.gethostname() or pid <= 0:
-        return False
+    if host != socket.gethostname() or pid <= 0 or pid == os.getpid():
+        return False  # elsewhere (cannot tell), or this very process, whose run has returned
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -53,6 +53,8 @@ def skip_reason(resolved: Resolved, drill: DrillFile) -> str | None:
             resolved.rpc_url("primary") and resolved.rpc_url("fallback")
         ):
             return "the drill needs rpc_direct routes to both providers"
+        if req == "trade" and not p.trade.allow_broadcast:
+            return "the drill needs trade.allow_broadcast"
         if req.startswith("proxy:") and p.proxy(req.split(":", 1)[1]) is None:
             return f"the profile offers no fault path {req.split(':', 1)[1]!r}"
         if req.startswith("instances>=") and len(p.instances) < int(req.split(">=", 1)[1]):
