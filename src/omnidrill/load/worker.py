@@ -43,6 +43,10 @@ class Recorder:
 
     def __init__(self, raw_path: str | None) -> None:
         self.phase = "main"
+        # (epoch, phase) of every switch: a request belongs to the phase current when it started,
+        # told by its own start time (cheaper than carrying the phase in every request).
+        self.switches: list[tuple[float, str]] = [(0.0, "main")]
+        self.expect: dict[str, frozenset[int]] = {}
         self.counts: dict[Key, list[Any]] = {}
         self.total = 0
         self.raw = open(raw_path, "a", buffering=1 << 16) if raw_path else None  # noqa: SIM115
@@ -60,17 +64,16 @@ class Recorder:
         url: str = "",
         **kwargs: Any,
     ) -> None:
-        ctx = context or {}
-        phase = ctx.get("phase", self.phase)
+        started = start_time if start_time is not None else time.time() - response_time / 1000
+        phase = self.phase_at(started)
         status = int(getattr(response, "status_code", 0) or 0)
         code = ""
         if status == 0:
             code = type(exception).__name__ if exception is not None else "NoResponse"
         elif status >= 400:
             code = _error_code(response)
-        expected = ctx.get("expect")
+        expected = self.expect.get(name)
         failed = status == 0 or (status not in expected if expected else exception is not None)
-        started = start_time if start_time is not None else time.time() - response_time / 1000
         key = (int(started), phase, name, status, code)
         entry = self.counts.get(key)
         if entry is None:
@@ -81,6 +84,21 @@ class Recorder:
         self.total += 1
         if self.raw is not None:
             self.raw.write(f"{started:.6f},{name},{status},{response_time!r},{phase}\n")
+
+    def set_phase(self, name: str, at: float | None = None) -> float:
+        at = time.time() if at is None else at
+        self.switches.append((at, name))
+        self.phase = name
+        return at
+
+    def phase_at(self, started: float) -> str:
+        last_at, last = self.switches[-1]
+        if started >= last_at:
+            return last
+        for at, name in reversed(self.switches):
+            if started >= at:
+                return name
+        return self.switches[0][1]
 
     def take(self) -> list[dict[str, Any]]:
         """The records since the last call, as JSON-ready dicts."""
@@ -151,6 +169,7 @@ def build_user_classes(
         ip = clients[n % len(clients)] if clients else ""
         self.gen_ctx = {"user_id": f"load-user-{n}", "client_ip": ip}
         self.base_headers = dict(common, **({"X-Forwarded-For": ip} if ip else {}))
+        self.headers_cache = {}
 
     classes = []
     for i, host in enumerate(plan["instances"]):
@@ -182,18 +201,18 @@ def _make_task(t: dict[str, Any], keys: dict[str, str], recorder: Recorder) -> A
     dynamic_headers = has_placeholders(headers)
     static_body = None if body is None else json.dumps(body).encode()
 
+    recorder.expect[label] = expect
+
     def task(user: Any) -> None:
         ctx = user.gen_ctx
         data = json.dumps(fill(body, ctx)).encode() if dynamic_body else static_body
-        h = fill(headers, ctx) if dynamic_headers else headers
-        user.client.request(
-            method,
-            path,
-            name=label,
-            data=data,
-            headers={**user.base_headers, **h},
-            context={"expect": expect, "phase": recorder.phase},
-        )
+        if dynamic_headers:
+            h = {**user.base_headers, **fill(headers, ctx)}
+        else:
+            h = user.headers_cache.get(label)
+            if h is None:
+                h = user.headers_cache[label] = {**user.base_headers, **headers}
+        user.client.request(method, path, name=label, data=data, headers=h)
 
     task.__name__ = f"task_{label}"
     return task
@@ -279,14 +298,13 @@ def _stopper(plan: dict[str, Any], control: Any, on_phase: Any) -> gevent.event.
 
 def _run_local(plan: dict[str, Any], control: Any, recorder: Recorder, args: Any) -> int:
     out = Output(args.out)
-    recorder.phase = plan.get("phase") or "main"
+    recorder.set_phase(plan.get("phase") or "main", at=0.0)
     env = Environment(user_classes=build_user_classes(plan, recorder, 1, lambda: 0))
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_local_runner()
 
     def set_phase(name: str) -> None:
-        recorder.phase = name
-        out.write({"type": "phase", "name": name, "at": time.time()})
+        out.write({"type": "phase", "name": name, "at": recorder.set_phase(name)})
 
     out.write({"type": "start", "at": time.time(), "phase": recorder.phase, "mode": "local"})
     runner.start(int(plan["users"]), spawn_rate=float(plan["spawn_rate"]))
@@ -377,7 +395,7 @@ def _run_worker(plan: dict[str, Any], recorder: Recorder, args: Any, stride: int
     env.events.request.add_listener(recorder.on_request)
 
     def on_phase(environment: Any, msg: Any, **kw: Any) -> None:
-        recorder.phase = msg.data
+        recorder.set_phase(msg.data)
 
     def on_flush(environment: Any, msg: Any, **kw: Any) -> None:
         runner.send_message(
