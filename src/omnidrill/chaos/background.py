@@ -19,14 +19,20 @@ from omnidrill.errors import UsageError
 from omnidrill.profile import template_variables
 
 
+def scenario_path(drill_file: str | Path, bg: Background) -> Path:
+    """The scenario file: as given, or relative to the drill's project (chaos/..)."""
+    path = Path(bg.scenario)
+    if not path.exists() and not path.is_absolute():
+        path = Path(drill_file).resolve().parent.parent / bg.scenario
+    if not path.exists():
+        raise UsageError(f"{drill_file}: background.scenario: {bg.scenario} does not exist")
+    return path
+
+
 def start_background(rt: Runtime, bg: Background, report_dir: Path, max_s: float) -> Any:
     from omnidrill.load.runner import BackgroundLoad, load_scenario
 
-    path = Path(bg.scenario)
-    if not path.exists() and not path.is_absolute():
-        path = Path(rt.drill).resolve().parent.parent / bg.scenario  # relative to the project
-    if not path.exists():
-        raise UsageError(f"background.scenario: {path} does not exist")
+    path = scenario_path(rt.drill, bg)
     scenario = load_scenario(path, variables=template_variables(rt.profile, {}))
     out = report_dir / "background" / Path(rt.drill).stem
     load = BackgroundLoad(scenario, rt.profile, out_dir=out, max_duration_s=max_s, phase="steady")

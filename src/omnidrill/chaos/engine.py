@@ -229,10 +229,15 @@ def _finish(
     ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any, locked: bool
 ) -> None:
     """Rollbacks (extra, then every undo in reverse), recovery, lock release, verdict."""
-    if out.verdict == "failed" and not locked:
-        out.ended = time.time()
-        save()
-        ctx.printer.drill_end(out)
+    if not locked:
+        # Nothing was changed (the lock comes first); a lock write that half-happened is undone.
+        for undo in reversed(list(rt.undos)):
+            _apply(ctx, rt, undo, out)
+        if out.verdict == "running":
+            out.verdict = "inconclusive"
+        if out.left_changed:
+            out.verdict = "rollback_failed"
+        ctx.ledger.compact()
         return
     aborted_by_halt = out.verdict == "aborted"
     ctx.in_rollback = True

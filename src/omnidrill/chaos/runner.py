@@ -69,6 +69,10 @@ def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any
         spec = load_file(f, variables=context)
         if spec.kind not in ("drill", "scenario"):
             raise UsageError(f"{f}: `run` takes drills and scenarios, this is a {spec.kind}")
+        if spec.kind == "drill" and spec.model.background is not None:
+            from omnidrill.chaos.background import scenario_path
+
+            scenario_path(f, spec.model.background)  # a missing file refuses the run up front
         out.append(Loaded(path=f, kind=spec.kind, model=spec.model))
     return out
 
