@@ -608,3 +608,29 @@ def test_failed_rollback_exits_4_and_recover_finishes(
     )
     assert rec.exit_code == 0, rec.failed
     assert target_state(stack) == before
+
+
+@pytest.mark.slow
+def test_undo_restores_the_previous_values_not_all_off(stack: Stack, tmp_path: Path) -> None:
+    """An operator's own settings (an allow-list, who changed it, why) come back exactly."""
+    resolved = resolve(_profile(stack))
+    store = open_store(resolved)
+    row_id = resolved.profile.controls.row_id
+    original = store.get_row(CONTROLS, row_id) or {}
+    mine = {
+        "allowed_operations": ["wallet_balance", "omnilink_agent"],
+        "updated_by": "alice",
+        "reason": "maintenance window 42",
+    }
+    store.patch_row(CONTROLS, row_id, mine)
+    try:
+        before = target_state(stack)
+        result = run_drills(stack, "operator-takeover", report=tmp_path / "r")
+        assert result.code == 0, result.output
+        after = target_state(stack)
+        assert after == before
+        assert after["controls"]["allowed_operations"] == ["wallet_balance", "omnilink_agent"]
+        assert after["controls"]["reason"] == "maintenance window 42"
+    finally:
+        store.patch_row(CONTROLS, row_id, {k: original.get(k) for k in mine})
+        store.close()
