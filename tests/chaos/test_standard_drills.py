@@ -73,3 +73,20 @@ def test_drill_passes_on_postgres_and_redis(backed: Stack, drill: str, tmp_path:
     result = run_drills(backed, drill, report=tmp_path / "report")
     assert result.drill(drill)["verdict"] == "passed", result.output
     assert result.code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_controls_flipped_by_direct_sql(backed: Stack, pg_dsn: str, tmp_path: Path) -> None:
+    """Profile `controls.kind: postgres`: the drill flips and restores the row with SQL."""
+    import yaml
+
+    data = dict(backed.profile)
+    data["controls"] = {**data["controls"], "kind": "postgres", "dsn": {"value": pg_dsn}}
+    path = tmp_path / "sql.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sql = Stack(path, data, tmp_path)
+    result = run_drills(sql, "kill-switch", "security", report=tmp_path / "report")
+    assert result.code == 0, result.output
+    assert result.drill("kill-switch")["verdict"] == "passed"

@@ -28,6 +28,11 @@ def skip_reason(resolved: Resolved, drill: DrillFile) -> str | None:
                 f"the profile offers no fault path {proxy!r} (faults.proxies); "
                 "this target cannot be drilled for it"
             )
+    if any(getattr(s, "base", None) == "controls" for s in steps) and not p.controls.url:
+        return (
+            "the drill probes the control tables' REST surface and the profile names none "
+            "(controls.url)"
+        )
     needs_rpc = any(getattr(s, "check", "").startswith("rpc.") for s in steps)
     if needs_rpc and not (resolved.rpc_url("primary") or resolved.rpc_url("fallback")):
         return "the profile has no rpc_direct routes to verify transactions on"
