@@ -180,14 +180,21 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
         "delay_s": latency_ms / 1000,
     }
     if step.type == "latency" and latency_ms and step.toxicity >= 1.0:
-        took = _first_byte_delay(host, port, timeout=latency_ms / 1000 + 3.0)
-        res.detail["verified_delay_s"] = None if took is None else round(took, 3)
-        if took is None or took < 0.8 * latency_ms / 1000:
-            shown = "no answer" if took is None else f"{took * 1000:.0f} ms"
-            raise DrillInconclusive(
-                f"toxic {name} on {step.proxy}: a probe through {host}:{port} answered in "
-                f"{shown}, not slowed by {latency_ms} ms: the toxic did not take effect"
-            )
+        # The probe takes as long as the latency: it runs beside the next check, which must
+        # look within its bound of the change, and is settled before any verdict is given.
+        probe = rt.pool.submit(_first_byte_delay, host, port, latency_ms / 1000 + 3.0)
+
+        def settle() -> None:
+            took = probe.result()
+            res.detail["verified_delay_s"] = None if took is None else round(took, 3)
+            if took is None or took < 0.8 * latency_ms / 1000:
+                shown = "no answer" if took is None else f"{took * 1000:.0f} ms"
+                raise DrillInconclusive(
+                    f"toxic {name} on {step.proxy}: a probe through {host}:{port} answered in "
+                    f"{shown}, not slowed by {latency_ms} ms: the toxic did not take effect"
+                )
+
+        rt.verifications.append((probe, settle))
     else:
         res.evidence.append(f"the effect of a {step.type} toxic is not probed directly")
     res.detail["toxic"] = name

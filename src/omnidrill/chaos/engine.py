@@ -174,6 +174,7 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
             res = _run_step(rt, "method", i, step, out, save)
             if res.verdict == "inconclusive":
                 raise DrillInconclusive(res.evidence[-1] if res.evidence else "inconclusive")
+        rt.settle_verifications()  # a fault probe still running when the method ended
     except DrillAborted as exc:
         why_text = watcher.reason if (watcher and exc.by == "halt" and watcher.reason) else exc.why
         out.verdict, out.reason = "aborted", f"aborted: {why_text}"
@@ -301,6 +302,7 @@ def _rollback(ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome,
     rt.halt = threading.Event()  # a halt must not stop the rollbacks themselves
     rt.deadline = time.monotonic() + 600
     rt.guards = []  # guardrails stop the method, never the rollbacks
+    rt.verifications.clear()  # nothing may stand between an abort and the undos
     if rt.background is not None:
         from omnidrill.chaos.background import phase as load_phase
 
@@ -378,6 +380,8 @@ def _run_step(
     save()
     rt.journal.event("step", f"{phase} {index + 1}: {res.name}", drill=out.file, step=kind)
     try:
+        if kind in STATE_CHANGING:
+            rt.settle_verifications()  # the last fault is proven before the next change
         if hasattr(step, "action"):
             if kind in STATE_CHANGING and phase == "method":
                 from omnidrill.chaos.background import phase as load_phase
@@ -388,6 +392,8 @@ def _run_step(
             run_http(rt, step, res, since=since)
         else:
             CHECK_RUNNERS[kind](rt, step, res)
+        if not hasattr(step, "action"):
+            rt.settle_verifications()  # no verdict stands on a fault not seen to take effect
     except StepNotRun as exc:
         res.verdict = "not_run"
         res.evidence.append(secrets.scrub(str(exc)))

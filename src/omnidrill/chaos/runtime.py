@@ -120,8 +120,16 @@ class Runtime:
         self.changes = 0  # state-changing steps so far (the test pause hook counts them)
         self.background: Any = None  # the drill's BackgroundLoad, when it has one
         self.load_phase = ""
+        self.verifications: list[tuple[Future[Any], Any]] = []  # fault probes still running
         self.pre_step_rows: dict[str, dict[str, Any]] = {}
         self.guards: list[Any] = []  # callables returning a reason to abort, or None
+
+    def settle_verifications(self) -> None:
+        """Wait for the probes that prove faults took effect; raise DrillInconclusive if not."""
+        while self.verifications:
+            probe, settle = self.verifications.pop(0)
+            self.gather([probe])
+            settle()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
