@@ -71,13 +71,22 @@ def test_faulty_limiters_fail_naming_the_clause(
     assert (tmp_path / "scenario-rl.json").exists()
 
 
-def test_untrusted_forwarded_for_skips_every_clause(tmp_path: Path) -> None:
-    profile = fake_profile([1], rate_limit=10, rate_window_s=4)
-    profile["clients"] = {"forwarded_for": False}
-    result = check(profile, tmp_path)
-    assert statuses(result) == dict.fromkeys(ALL, "skipped")
-    assert "X-Forwarded-For" in result.verdicts[0].summary
-    assert exit_code(result) == 0 and exit_code(result, strict=True) == 1
+@pytest.mark.parametrize(("limiter", "r1"), [("fixed", "passed"), ("off_by_one", "failed")])
+def test_one_client_takes_turns_where_forwarded_for_is_not_trusted(
+    limiter: str, r1: str, tmp_path: Path
+) -> None:
+    with fake_target(instances=2, limiter=limiter, limit=10, window=4) as ports:
+        profile = fake_profile(ports, rate_limit=10, rate_window_s=4)
+        profile["clients"] = {"forwarded_for": False}  # the fake then counts by peer address
+        result = check(profile, tmp_path)
+    want = dict.fromkeys(ALL, "passed") | {"R4": "skipped", "R1": r1}
+    if limiter == "off_by_one":
+        want["R5"] = "failed"  # 11 through the spread burst as well
+    assert statuses(result) == want, result.lines()
+    assert "this machine is one client" in result.warnings[0]
+    assert exit_code(result) == (0 if r1 == "passed" else 1)
+    if r1 == "passed":
+        assert exit_code(result, strict=True) == 1  # R4 skipped counts under --strict
 
 
 def test_reference_stack_embedded_two_instances(tmp_path: Path) -> None:
