@@ -44,6 +44,7 @@ def test_faulty_target_fails_the_drill(
     assert record["verdict"] == "failed", result.output
     assert result.code == 1
     assert clauses <= result.failed_clauses(drill), result.evidence_text(drill)
+    assert all(record["clauses"][c] == "failed" for c in clauses)
     assert result.journal["pending_undos"] == [], "every undo ran"
 
 

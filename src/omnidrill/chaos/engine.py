@@ -51,6 +51,19 @@ class DrillOutcome:
     started: float = field(default_factory=time.time)
     ended: float | None = None
 
+    def clause_verdicts(self) -> dict[str, str]:
+        """Each clause of `contract`: failed, inconclusive, skipped, passed or not_checked."""
+        out: dict[str, str] = {}
+        for clause in self.contract:
+            seen = {s.verdict for s in self.steps if s.clause == clause and s.phase == "method"}
+            for verdict in ("failed", "inconclusive", "not_run", "aborted", "skipped", "passed"):
+                if verdict in seen:
+                    out[clause] = {"not_run": "inconclusive"}.get(verdict, verdict)
+                    break
+            else:
+                out[clause] = "not_checked"
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "file": self.file,
@@ -63,6 +76,7 @@ class DrillOutcome:
             "started_ts": round(self.started, 3),
             "ended_ts": round(self.ended, 3) if self.ended else None,
             "measurements": self.measurements,
+            "clauses": self.clause_verdicts(),
             "evidence": self.evidence,
             "skipped_checks": self.skipped_checks,
             "left_changed": self.left_changed,
