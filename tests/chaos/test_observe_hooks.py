@@ -43,3 +43,71 @@ def test_drill_result_posted_and_monitors_muted_then_unmuted(
     assert all(d["status"] == "canceled" for d in fake_dd.downtimes.values())
     kinds = [e["kind"] for e in result.journal["events"]]
     assert "mute" in kinds
+
+
+GUARDED = """title: Kill switch guarded by a Datadog monitor
+description: holds the kill switch on; the monitor alerting aborts the drill
+contract: [C2]
+abort_if:
+  - monitor_alerts: {monitor}
+steady_state:
+  - check: http
+    function: read-only
+    expect: {{status: 200}}
+method:
+  - action: controls.set
+    set: {{omnihub_kill_switch: true}}
+  - check: http
+    clause: C2
+    function: read-only
+    within: 2s
+    expect: {{refusal: KILL_SWITCH}}
+  - action: wait
+    for: 30s
+"""
+
+
+@pytest.mark.slow
+def test_a_datadog_monitor_alerting_aborts_the_drill(fake_dd: FakeDatadog, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.runner import RunOptions, run
+    from omnidrill.cliutil import load_profile
+
+    mid = 4242
+    fake_dd.monitors[mid] = {
+        "id": mid,
+        "name": "omnihub errors",
+        "overall_state": "OK",
+        "type": "query alert",
+        "query": "x",
+        "options": {},
+        "tags": [],
+    }
+    drill = tmp_path / "chaos" / "guarded.yaml"
+    drill.parent.mkdir()
+    drill.write_text(GUARDED.format(monitor=mid))
+
+    def alert_soon() -> None:
+        time.sleep(4)
+        fake_dd.monitors[mid]["overall_state"] = "Alert"
+
+    with start_stack(tmp_path / "stack") as stack:
+        threading.Thread(target=alert_soon, daemon=True).start()
+        t0 = time.monotonic()
+        code = run(
+            [drill],
+            load_profile(str(stack.profile_path)),
+            RunOptions(target="x", report_dir=tmp_path / "r"),
+            printer=Progress(),
+        )
+        took = time.monotonic() - t0
+    import json
+
+    record = json.loads((tmp_path / "r" / "journal.json").read_text())["drills"][0]
+    assert code == 3
+    assert record["verdict"] == "aborted"
+    assert f"Datadog monitor {mid}" in record["reason"]
+    assert took < 20, "the guardrail is read every 5 s, not after the 30 s wait"
