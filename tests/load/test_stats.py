@@ -72,3 +72,28 @@ def test_reader_merges_deltas_and_waits_for_whole_lines(tmp_path: Path) -> None:
     assert not bad.passed and bad.measured == 1.0
     assert parse_threshold("p50 <= 1ms").evaluate(st.phase("baseline"), scope="f").passed
     assert not st.judge("requests > 0", phase="nope").passed
+
+
+def test_old_seconds_are_summarised_but_totals_stay_exact() -> None:
+    from omnidrill.load.stats import LoadStats
+
+    rng = random.Random(3)
+    st = LoadStats(started_at=1000.0, ended_at=1300.0, phases=[("main", 1000.0)])
+    every: list[int] = []
+    per_sec: dict[int, list[int]] = {}
+    for sec in range(1000, 1300):
+        lat = [rng.randint(500, 90_000) for _ in range(20)]
+        every += lat
+        per_sec[sec] = lat
+        st.add_sample(sec, "main", "f", 200, "", len(lat), 0, dict(Counter(lat)))
+    assert len(st.seconds) <= LoadStats.COMPACT_AFTER_S + 1 and len(st.compacted) > 150
+    st.add_sample(1000, "main", "f", 503, "RPC_UNAVAILABLE", 1, 1, {7: 1})  # a late answer
+    total = st.total().all
+    assert total.requests == 6001 and total.failures == 1
+    for pct in (50, 99, 99.9):
+        assert percentile_us(total.lat_us, pct) == nearest_rank([*every, 7], pct)
+    rows = {r["t"]: r for r in st.to_json()["seconds"]}
+    assert len(rows) == 300
+    assert rows[1000]["requests"] == 21 and rows[1000]["late_requests"] == 1
+    assert rows[1001]["latency_ms"]["p95"] == nearest_rank(per_sec[1001], 95) / 1000
+    assert rows[1299]["latency_ms"]["p95"] == nearest_rank(per_sec[1299], 95) / 1000

@@ -16,7 +16,7 @@ The journal embeds `LoadStats.to_json()`, format `omnidrill.load.stats/1`:
      "functions": {"wallet-balance": {"requests": 40, "failures": 0,
                    "statuses": {"200": 40}, "codes": {},
                    "latency_ms": {"p50": ..., "p95": ..., "p99": ..., "max": ...}}}}
-  ],
+  ],                                     # (a row may also carry "late_requests", see LoadStats)
   "total": SUMMARY,
   "by_phase": {"main": SUMMARY, ...}
 }
@@ -150,17 +150,67 @@ def _slice_json(s: Slice, duration_s: float | None) -> dict[str, Any]:
     return out
 
 
+def _second_row(t: int, ph: str, s: Slice) -> dict[str, Any]:
+    return {
+        "t": t,
+        "phase": ph,
+        "requests": s.all.requests,
+        "failures": s.all.failures,
+        "latency_ms": s.all.latency_json(SECOND_PERCENTILES),
+        "functions": {
+            fn: {
+                "requests": a.requests,
+                "failures": a.failures,
+                "statuses": {str(k): v for k, v in sorted(a.statuses.items())},
+                "codes": dict(sorted(a.codes.items())),
+                "latency_ms": a.latency_json(SECOND_PERCENTILES),
+            }
+            for fn, a in sorted(s.functions.items())
+        },
+    }
+
+
 @dataclass
 class LoadStats:
-    """Everything one load run measured, exact."""
+    """Everything one load run measured, exact.
+
+    Run and phase totals keep every latency to the microsecond. A second's row keeps its exact
+    histogram until the stream is COMPACT_AFTER_S past it, then only its summary (so a long,
+    fast run does not hold millions of histogram entries); a request of that second reported
+    later still counts everywhere, and in its row under `late_requests` (outside the row's
+    percentiles).
+    """
+
+    COMPACT_AFTER_S = 120
 
     started_at: float | None = None
     ended_at: float | None = None
     phases: list[tuple[str, float]] = field(default_factory=list)
     seconds: dict[tuple[int, str], Slice] = field(default_factory=dict)
+    compacted: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    phase_totals: dict[str, Slice] = field(default_factory=dict)
+    newest_sec: int = 0
     errors: list[str] = field(default_factory=list)
     missing_workers: list[str] = field(default_factory=list)
     by_source: Counter[str] = field(default_factory=Counter)
+
+    def add_sample(
+        self, sec: int, phase: str, fn: str, status: int, code: str, n: int, fail: int, lat: dict
+    ) -> None:
+        key = (sec, phase)
+        row = self.compacted.get(key)
+        if row is None:
+            self.seconds.setdefault(key, Slice()).add(fn, status, code, n, fail, lat)
+        else:
+            row["requests"] += n
+            row["failures"] += fail
+            row["late_requests"] = row.get("late_requests", 0) + n
+        self.phase_totals.setdefault(phase, Slice()).add(fn, status, code, n, fail, lat)
+        if sec > self.newest_sec:
+            self.newest_sec = sec
+            cutoff = sec - self.COMPACT_AFTER_S
+            for old in [k for k in self.seconds if k[0] < cutoff]:
+                self.compacted[old] = _second_row(*old, self.seconds.pop(old))
 
     @property
     def duration_s(self) -> float | None:
@@ -171,16 +221,15 @@ class LoadStats:
     def total(self) -> Slice:
         """The whole run (its duration set, for rps)."""
         out = Slice(duration_s=self.duration_s)
-        for s in self.seconds.values():
+        for s in self.phase_totals.values():
             out.merge(s)
         return out
 
     def phase(self, name: str) -> Slice:
         """The requests started while phase `name` was current (its duration set, for rps)."""
         out = Slice(duration_s=self.phase_duration_s(name))
-        for (_, ph), s in self.seconds.items():
-            if ph == name:
-                out.merge(s)
+        if name in self.phase_totals:
+            out.merge(self.phase_totals[name])
         return out
 
     def judge(self, expr: str, *, phase: str | None = None, scope: str = "all") -> Any:
@@ -204,31 +253,15 @@ class LoadStats:
 
     def phase_names(self) -> list[str]:
         names = [n for n, _ in self.phases]
-        names += sorted({ph for _, ph in self.seconds} - set(names))
+        names += sorted(set(self.phase_totals) - set(names))
         return list(dict.fromkeys(names))
 
+    def second_rows(self) -> list[dict[str, Any]]:
+        rows = dict(self.compacted)
+        rows.update({k: _second_row(*k, s) for k, s in self.seconds.items()})
+        return [rows[k] for k in sorted(rows)]
+
     def to_json(self) -> dict[str, Any]:
-        rows = []
-        for (t, ph), s in sorted(self.seconds.items()):
-            rows.append(
-                {
-                    "t": t,
-                    "phase": ph,
-                    "requests": s.all.requests,
-                    "failures": s.all.failures,
-                    "latency_ms": s.all.latency_json(SECOND_PERCENTILES),
-                    "functions": {
-                        fn: {
-                            "requests": a.requests,
-                            "failures": a.failures,
-                            "statuses": {str(k): v for k, v in sorted(a.statuses.items())},
-                            "codes": dict(sorted(a.codes.items())),
-                            "latency_ms": a.latency_json(SECOND_PERCENTILES),
-                        }
-                        for fn, a in sorted(s.functions.items())
-                    },
-                }
-            )
         return {
             "format": FORMAT,
             "latency_resolution_us": 1,
@@ -236,7 +269,7 @@ class LoadStats:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "phases": [{"name": n, "at": at} for n, at in self.phases],
-            "seconds": rows,
+            "seconds": self.second_rows(),
             "total": _slice_json(self.total(), self.duration_s),
             "by_phase": {
                 n: _slice_json(self.phase(n), self.phase_duration_s(n)) for n in self.phase_names()
@@ -274,10 +307,16 @@ class StatsReader:
         st = self.stats
         kind = rec.get("type")
         if kind == "sample":
-            key = (int(rec["sec"]), str(rec["phase"]))
             lat = {int(k): int(v) for k, v in rec["lat_us"].items()}
-            st.seconds.setdefault(key, Slice()).add(
-                rec["fn"], int(rec["status"]), rec.get("code") or "", rec["n"], rec["fail"], lat
+            st.add_sample(
+                int(rec["sec"]),
+                str(rec["phase"]),
+                str(rec["fn"]),
+                int(rec["status"]),
+                rec.get("code") or "",
+                int(rec["n"]),
+                int(rec["fail"]),
+                lat,
             )
             st.by_source[str(rec.get("src", ""))] += int(rec["n"])
         elif kind == "start":
