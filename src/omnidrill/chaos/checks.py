@@ -215,14 +215,15 @@ def run_http(
     reference = since if since is not None else rt.last_change_at
     t0 = time.monotonic()
     round_starts: list[float] = []
-    looks: list[float] = []  # when each round's last request went out (monotonic)
+    looks: list[float] = []  # when each round's last answer came back (monotonic)
     wall_offset = time.time() - time.monotonic()
 
     def one_round() -> tuple[list[Answer], list[str]]:
         round_starts.append(time.monotonic())
         answers = send_round(rt, step, st, source)
-        sent = [a.started_at - wall_offset for a in answers]
-        looks.append(max(sent) if sent else round_starts[-1])
+        # An answer proves what the target did by the time it came back, not when it was asked.
+        back = [a.started_at + a.latency_s - wall_offset for a in answers]
+        looks.append(max(back) if back else round_starts[-1])
         res.add_requests([a.summary() for a in answers])
         bypass = fault_bypassed(rt, answers)
         if bypass:
@@ -411,10 +412,15 @@ def _created_ts(row: dict[str, Any]) -> float | None:
     value = row.get("created_at")
     if not isinstance(value, str):
         return None
+    from datetime import UTC
+
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # Postgres timestamps without a zone are UTC here
+    return parsed.timestamp()
 
 
 def run_approval_status(rt: Runtime, step: ApprovalStatusCheck, res: StepResult) -> None:
@@ -454,7 +460,10 @@ def _approval_problems(
 
 def run_no_approval(rt: Runtime, step: NoApprovalCheck, res: StepResult) -> None:
     user = str(rt.resolve(step.user_id))
-    rows = rt.world.store.find_rows(APPROVALS, "user_id", user)
+    # Filtered here too: a control API that ignored the filter must not fail the check.
+    rows = [
+        r for r in rt.world.store.find_rows(APPROVALS, "user_id", user) if r.get("user_id") == user
+    ]
     res.detail["rows"] = len(rows)
     _finish(
         res,
