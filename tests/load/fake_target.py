@@ -12,7 +12,8 @@ pick a rate limiter, including broken ones that the rate-limit check must catch:
 - `health_limited`: also limits the health endpoint;
 - `none`: no limit at all.
 
-`POST /__fault {"on": true}` makes every function answer 503 until turned off.
+`POST /__fault {"on": true}` makes every function answer 503 until turned off;
+`GET /__clients` counts function requests per client identity (`DELETE` clears it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 ANON = "test-anon-key"
 FAULT = {"on": False}  # POST /__fault {"on": true}: every function answers 503 (shared by ports)
+SEEN: dict[str, int] = {}  # requests per client identity, GET/DELETE /__clients
 
 
 class Limiter:
@@ -91,6 +93,7 @@ def make_app(limiter: Limiter, delay_s: float, health_limited: bool, no_retry_af
         return JSONResponse({"status": "ok"})
 
     async def function(request: Request) -> Response:
+        SEEN[client_of(request)] = SEEN.get(client_of(request), 0) + 1
         if refused := await limited(request):
             return refused
         key = request.headers.get("apikey")
@@ -116,6 +119,11 @@ def make_app(limiter: Limiter, delay_s: float, health_limited: bool, no_retry_af
             return JSONResponse({"error": "down", "code": "RPC_UNAVAILABLE"}, status_code=503)
         return JSONResponse({"ok": True, "provider": "primary"})
 
+    async def clients(request: Request) -> Response:
+        if request.method == "DELETE":
+            SEEN.clear()
+        return JSONResponse(SEEN)
+
     async def fault(request: Request) -> Response:
         FAULT["on"] = bool((await request.json()).get("on"))
         return JSONResponse(FAULT)
@@ -123,6 +131,7 @@ def make_app(limiter: Limiter, delay_s: float, health_limited: bool, no_retry_af
     return Starlette(
         routes=[
             Route("/__fault", fault, methods=["POST"]),
+            Route("/__clients", clients, methods=["GET", "DELETE"]),
             Route("/functions/v1/healthz", healthz),
             Route("/functions/v1/{name}", function, methods=["POST"]),
         ]

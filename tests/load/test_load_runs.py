@@ -127,7 +127,10 @@ def test_percentiles_equal_those_of_the_raw_record(reference_run: Any) -> None:
 
 def test_master_and_two_workers_add_up(fake_pair: list[int], tmp_path: Path) -> None:
     sc = scenario(users=6, duration="4s", thresholds={"all": ["error_rate < 1%"]})
+    seen_url = f"http://127.0.0.1:{fake_pair[0]}/__clients"
+    httpx.delete(seen_url)
     result = run_scenario(sc, fake_profile(fake_pair), workers=2, out_dir=tmp_path, raw=True)
+    seen = httpx.get(seen_url).json()
     assert result.inconclusive is None, result.inconclusive
     assert result.passed, result.failed
     total = result.stats.total().all.requests
@@ -137,8 +140,13 @@ def test_master_and_two_workers_add_up(fake_pair: list[int], tmp_path: Path) -> 
     assert len(ends) == 2 and all(e["requests"] > 0 for e in ends)
     assert total == len(rows) == sum(e["requests"] for e in ends) > 0
     assert sorted(result.stats.by_source) == sorted(e["worker"] for e in ends)
-    # Users spread over both instances, and identities over many addresses.
-    assert (tmp_path / "locust-worker0.log").exists() and (tmp_path / "locust-worker1.log").exists()
+    # Six users, six identities from the test range: the two workers' users never share one.
+    assert len(seen) == 6 and all(ip.startswith("198.1") for ip in seen), seen
+    assert sum(seen.values()) == result.stats.total().all.requests - healthz(result)
+
+
+def healthz(result: Any) -> int:
+    return result.stats.total().scope("healthz").requests
 
 
 def _wait_phase(load: BackgroundLoad, name: str, timeout: float = 10) -> None:

@@ -94,7 +94,6 @@ def build_plan(
     scenario: LoadScenario,
     target: Target,
     *,
-    workers: int = 0,
     duration_s: float | None = None,
     phase: str = "main",
 ) -> tuple[dict[str, Any], list[str]]:
@@ -126,7 +125,6 @@ def build_plan(
         "headers": {**target.headers, **target.bypass_headers},
         "keys": {"anon": target.anon_key, "service_role": target.service_role_key},
         "tasks": [task_plan(t, target) for t in scenario.tasks],
-        "workers": max(workers, 1),
         "phase": phase,
     }
     return plan, warnings

@@ -200,7 +200,7 @@ def run_scenario(
         _write(result, out_dir)
         return result
     probe(target)
-    plan, warnings = build_plan(scenario, target, workers=workers, duration_s=duration_s)
+    plan, warnings = build_plan(scenario, target, duration_s=duration_s)
     proc = LoadProcess(
         plan,
         out_dir,
@@ -306,7 +306,6 @@ class BackgroundLoad:
         plan, self._warnings = build_plan(
             self.scenario,
             self.target,
-            workers=self.workers,
             duration_s=self.max_duration_s,
             phase=self.first_phase,
         )

@@ -147,9 +147,7 @@ class Output:
         self.fh.flush()
 
 
-def build_user_classes(
-    plan: dict[str, Any], recorder: Recorder, stride: int, offset: Callable[[], int]
-) -> list:
+def build_user_classes(plan: dict[str, Any], recorder: Recorder, offset: Callable[[], int]) -> list:
     """One FastHttpUser subclass per instance, equal weights, so users spread over instances."""
     pacing = plan.get("pacing") or {}
     if pacing.get("per_user_rps"):
@@ -165,7 +163,9 @@ def build_user_classes(
     tasks = {_make_task(t, keys, recorder): int(t["weight"]) for t in plan["tasks"]}
 
     def on_start(self: Any) -> None:
-        n = next(counter) * stride + offset()
+        # A worker runs at most `users` users, so worker k's users are k*users + 0, 1, ...:
+        # identities of different workers (on any machine) never overlap.
+        n = offset() * int(plan["users"]) + next(counter)
         ip = clients[n % len(clients)] if clients else ""
         self.gen_ctx = {"user_id": f"load-user-{n}", "client_ip": ip}
         self.base_headers = dict(common, **({"X-Forwarded-For": ip} if ip else {}))
@@ -262,11 +262,10 @@ def main(argv: list[str] | None = None) -> int:
 
     plan, control = read_plan(sys.stdin.fileno())
     recorder = Recorder(args.raw if args.mode != "master" else None)
-    stride = int(plan.get("workers") or 1)
     if args.mode == "master":
         return _run_master(plan, control, args)
     if args.mode == "worker":
-        return _run_worker(plan, recorder, args, stride)
+        return _run_worker(plan, recorder, args)
     return _run_local(plan, control, recorder, args)
 
 
@@ -299,7 +298,7 @@ def _stopper(plan: dict[str, Any], control: Any, on_phase: Any) -> gevent.event.
 def _run_local(plan: dict[str, Any], control: Any, recorder: Recorder, args: Any) -> int:
     out = Output(args.out)
     recorder.set_phase(plan.get("phase") or "main", at=0.0)
-    env = Environment(user_classes=build_user_classes(plan, recorder, 1, lambda: 0))
+    env = Environment(user_classes=build_user_classes(plan, recorder, lambda: 0))
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_local_runner()
 
@@ -321,7 +320,7 @@ def _run_local(plan: dict[str, Any], control: Any, recorder: Recorder, args: Any
 
 def _run_master(plan: dict[str, Any], control: Any, args: Any) -> int:
     out = Output(args.out)
-    env = Environment(user_classes=build_user_classes(plan, Recorder(None), 1, lambda: 0))
+    env = Environment(user_classes=build_user_classes(plan, Recorder(None), lambda: 0))
     runner = env.create_master_runner(
         master_bind_host=args.master_bind_host, master_bind_port=args.master_port
     )
@@ -384,11 +383,11 @@ def _run_master(plan: dict[str, Any], control: Any, args: Any) -> int:
     return 0 if not missing else 3
 
 
-def _run_worker(plan: dict[str, Any], recorder: Recorder, args: Any, stride: int) -> int:
+def _run_worker(plan: dict[str, Any], recorder: Recorder, args: Any) -> int:
     holder: dict[str, Any] = {}
     # Users ask for the worker index when they start (the master assigns it on connect), so
     # client identities of different workers do not overlap.
-    classes = build_user_classes(plan, recorder, stride, lambda: max(holder["r"].worker_index, 0))
+    classes = build_user_classes(plan, recorder, lambda: max(holder["r"].worker_index, 0))
     env = Environment(user_classes=classes)
     runner = holder["r"] = env.create_worker_runner(args.master_host, args.master_port)
     name = f"{os.uname().nodename}:{os.getpid()}"
