@@ -206,3 +206,12 @@ def test_the_load_stops_when_its_harness_goes_away(fake_pair: list[int], tmp_pat
     stats = proc.wait(timeout=30)
     assert proc.exit_codes() == [0] and not stats.errors
     assert stats.ended_at is not None and stats.total().all.requests > 0
+
+
+def test_arrival_rate_paces_the_total(fake_pair: list[int], tmp_path: Path) -> None:
+    # 40 requests/s over 4 users for 4 s: 160 expected. Generous bounds: a busy machine may
+    # send fewer, pacing must never let it send much more.
+    sc = scenario(users=4, spawn_rate=4, duration="4s", pacing={"arrival_rate": 40})
+    result = run_scenario(sc, fake_profile(fake_pair), out_dir=tmp_path)
+    n = result.stats.total().all.requests
+    assert 80 <= n <= 200, n
