@@ -231,7 +231,13 @@ def run_http(
         return answers, judge_round(rt, step, answers)
 
     answers, problems = one_round()
-    if step.within is not None:
+    if step.within == 0:
+        # A zero bound is "the next request" (CONTRACT P3 with rpc_recovery_s 0): the first
+        # round must show the effect, and how long it took to look proves nothing either way.
+        res.measurements["rounds"] = 1
+        if problems:
+            res.evidence.append("the first requests after the change did not show the effect")
+    elif step.within is not None:
         limit = step.within + step.poll  # one poll interval of slack (CONTRACT C5)
         start = reference if reference is not None else t0
         while problems and time.monotonic() - start < limit:
