@@ -519,6 +519,31 @@ def test_run_takes_drills_and_scenarios_together(stack: Stack, tmp_path: Path) -
 
 
 @pytest.mark.slow
+def test_run_scales_load_scenarios_over_workers(stack: Stack, tmp_path: Path) -> None:
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.runner import RunOptions, run
+
+    scenario = tmp_path / "scenarios" / "tiny.yaml"
+    scenario.parent.mkdir()
+    scenario.write_text(TINY_SCENARIO)
+    code = run(
+        [scenario],
+        _profile(stack),
+        RunOptions(target="x", report_dir=tmp_path / "r", workers=2),
+        printer=Progress(),
+    )
+    assert code == 0
+    import json
+
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "r" / "scenarios" / "tiny" / "load-stats.jsonl").open()
+    ]
+    sources = {r["src"] for r in records if r.get("n") and r.get("src")}
+    assert len(sources) == 2, sources  # both workers sent load, the master none of its own
+
+
+@pytest.mark.slow
 def test_ctrl_c_rolls_back_and_exits_3(stack: Stack, tmp_path: Path) -> None:
     before = target_state(stack)
     proc, _ = _start_long(stack, tmp_path)

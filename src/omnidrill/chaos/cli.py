@@ -48,6 +48,15 @@ def run(
         bool,
         typer.Option("--notify-slack", help="post the summary to SLACK_WEBHOOK_URL at the end"),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="load scenarios: Locust master plus N worker processes on this machine "
+            "(across machines: `omnidrill load --master/--worker`)",
+        ),
+    ] = 0,
 ) -> None:
     """Run drills (chaos/) and scenarios (scenarios/) on a target: one journal, one exit code."""
     from omnidrill.chaos.runner import RunOptions
@@ -64,6 +73,7 @@ def run(
         confirm=confirm,
         variables=variables,
         mute_monitors=mute_monitors,
+        workers=workers,
     )
     if notify_slack:  # a missing webhook is refused before anything is touched
         from omnidrill.notify.slack import webhook_from_env

@@ -38,6 +38,7 @@ class RunOptions:
     variables: dict[str, Any] = field(default_factory=dict)
     mute_monitors: bool = False
     slack_webhook: str | None = None  # --notify-slack: post summary.md there (report issue)
+    workers: int = 0  # load scenarios: Locust master plus this many local workers
 
 
 @dataclass
@@ -225,7 +226,9 @@ def _run_locked(
                     if outcome.verdict in ("aborted", "rollback_failed"):
                         break  # a halt, a signal or a failed undo stops the whole run
                 else:
-                    row, code = _run_scenario(item, resolved, report_dir, journal, printer)
+                    row, code = _run_scenario(
+                        item, resolved, report_dir, journal, printer, opts.workers
+                    )
                     scenario_rows.append(row)
                     scenario_codes.append(code)
     except (RunRefused, UsageError):
@@ -266,17 +269,24 @@ def _publish_reports(journal_path: Path, opts: RunOptions, printer: Progress) ->
 
 
 def _run_scenario(
-    item: Loaded, resolved: Resolved, report_dir: Path, journal: Journal, printer: Progress
+    item: Loaded,
+    resolved: Resolved,
+    report_dir: Path,
+    journal: Journal,
+    printer: Progress,
+    workers: int = 0,
 ) -> tuple[dict[str, Any], int]:
     """Hand a scenario to the load runner and merge its result into this run."""
-    from omnidrill.load.models import ScenarioFile
+    from omnidrill.load.models import RateLimitScenario, ScenarioFile
     from omnidrill.load.runner import exit_code, run_scenario
 
     model = item.model.root if isinstance(item.model, ScenarioFile) else item.model
     printer.line(f"▶ scenario {item.path}")
     out_dir = report_dir / "scenarios" / item.path.stem
     try:
-        result = run_scenario(model, resolved.profile, out_dir=out_dir)
+        # a rate-limit check runs from this machine alone; --workers scales load scenarios
+        scale = 0 if isinstance(model, RateLimitScenario) else workers
+        result = run_scenario(model, resolved.profile, out_dir=out_dir, workers=scale)
     except Exception as exc:
         row = {"name": str(item.path), "verdict": "inconclusive", "reason": secrets.scrub(str(exc))}
         journal.doc["scenarios"].append(row)
