@@ -7,7 +7,24 @@ update_index(Path("reports"))     # reports/index.html and reports/latest
 ```
 """
 
-from omnidrill.report.history import update_index
-from omnidrill.report.write import FORMATS, Written, publish, write_reports
+from __future__ import annotations
 
-__all__ = ["FORMATS", "Written", "publish", "update_index", "write_reports"]
+import importlib
+from typing import Any
+
+# Loaded on first use: the charts pull in matplotlib, which every CLI start would pay for.
+_EXPORTS = {
+    "FORMATS": "omnidrill.report.write",
+    "Written": "omnidrill.report.write",
+    "publish": "omnidrill.report.write",
+    "write_reports": "omnidrill.report.write",
+    "update_index": "omnidrill.report.history",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'omnidrill.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -11,9 +11,10 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from matplotlib import rc_context
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MarkKind = str  # "action" | "rollback" | "abort" | "failure"
 _MARK_STYLE: dict[str, dict[str, object]] = {
@@ -64,6 +65,8 @@ _CODE_COLORS = ["#6a1b9a", "#ad1457", "#4527a0", "#00695c", "#5d4037", "#283593"
 
 
 def _svg(fig: Figure) -> str:
+    from matplotlib import rc_context
+
     buf = io.StringIO()
     salt = f"omnidrill{next(_salt)}"
     # svg.fonttype none keeps text as text; a salt per chart keeps element ids unique when
@@ -84,6 +87,8 @@ def timeline_svg(
     title: str,
 ) -> str:
     """Outcomes per second stacked by status, error codes, and latency p50/p95, marks on all."""
+    from matplotlib.figure import Figure  # imported when drawing: it costs a CLI start 0.5 s
+
     fig = Figure(figsize=(9.0, 5.2), dpi=96)
     axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 2]})
     ax_status, ax_codes, ax_lat = axes
@@ -199,6 +204,8 @@ class HistoryPoint:
 
 def history_svg(points: Sequence[HistoryPoint]) -> str:
     """Pass rate per run, and time to effect per drill, over the runs of one target."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(9.0, 4.6), dpi=96)
     ax_rate, ax_effect = fig.subplots(2, 1, sharex=True)
     xs = [p.x for p in points]

@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from omnidrill.target.config import RATE_ALGORITHMS
-from omnidrill.target.stack import RunningStack, StackOptions, run_stack
+
+if TYPE_CHECKING:
+    from omnidrill.target.stack import RunningStack
 
 
 def _env(name: str) -> str | None:
@@ -125,6 +127,9 @@ def up(
     ] = None,
 ) -> None:
     """Start the reference OmniHub stack (functions, control API, providers, fault proxy)."""
+    # the stack pulls in the servers and their clients: only when `up` really runs
+    from omnidrill.target.stack import StackOptions, run_stack
+
     if rate_algorithm not in RATE_ALGORITHMS:
         raise typer.BadParameter(
             f"--rate-algorithm must be one of {', '.join(RATE_ALGORITHMS)}, got {rate_algorithm!r}"
