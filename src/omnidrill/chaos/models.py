@@ -413,28 +413,7 @@ _KINDS_TEXT = (
     + ")"
 )
 
-Check = Annotated[
-    Annotated[HttpCheck, Tag("check:http")]
-    | Annotated[TxAbsentCheck, Tag("check:rpc.tx_absent")]
-    | Annotated[TxPresentCheck, Tag("check:rpc.tx_present")]
-    | Annotated[AuditChangedCheck, Tag("check:audit.changed")]
-    | Annotated[ApprovalStatusCheck, Tag("check:approval.status")]
-    | Annotated[NoApprovalCheck, Tag("check:approval.none")]
-    | Annotated[ControlsUnchangedCheck, Tag("check:controls.unchanged")]
-    | Annotated[LoadCheck, Tag("check:load")],
-    Discriminator(_tag, custom_error_type="step_kind", custom_error_message=_KINDS_TEXT),
-]
-Action = Annotated[
-    Annotated[ControlsSet, Tag("action:controls.set")]
-    | Annotated[FaultCut, Tag("action:fault.cut")]
-    | Annotated[FaultRestore, Tag("action:fault.restore")]
-    | Annotated[FaultToxic, Tag("action:fault.toxic")]
-    | Annotated[ApprovalSet, Tag("action:approval.set")]
-    | Annotated[HttpRequest, Tag("action:http.request")]
-    | Annotated[Wait, Tag("action:wait")],
-    Discriminator(_tag, custom_error_type="step_kind", custom_error_message=_KINDS_TEXT),
-]
-Step = Annotated[
+_TAGGED_CHECKS = (
     Annotated[HttpCheck, Tag("check:http")]
     | Annotated[TxAbsentCheck, Tag("check:rpc.tx_absent")]
     | Annotated[TxPresentCheck, Tag("check:rpc.tx_present")]
@@ -443,15 +422,20 @@ Step = Annotated[
     | Annotated[NoApprovalCheck, Tag("check:approval.none")]
     | Annotated[ControlsUnchangedCheck, Tag("check:controls.unchanged")]
     | Annotated[LoadCheck, Tag("check:load")]
-    | Annotated[ControlsSet, Tag("action:controls.set")]
+)
+_TAGGED_ACTIONS = (
+    Annotated[ControlsSet, Tag("action:controls.set")]
     | Annotated[FaultCut, Tag("action:fault.cut")]
     | Annotated[FaultRestore, Tag("action:fault.restore")]
     | Annotated[FaultToxic, Tag("action:fault.toxic")]
     | Annotated[ApprovalSet, Tag("action:approval.set")]
     | Annotated[HttpRequest, Tag("action:http.request")]
-    | Annotated[Wait, Tag("action:wait")],
-    Discriminator(_tag, custom_error_type="step_kind", custom_error_message=_KINDS_TEXT),
-]
+    | Annotated[Wait, Tag("action:wait")]
+)
+_STEP_KIND = Discriminator(_tag, custom_error_type="step_kind", custom_error_message=_KINDS_TEXT)
+Check = Annotated[_TAGGED_CHECKS, _STEP_KIND]
+Action = Annotated[_TAGGED_ACTIONS, _STEP_KIND]
+Step = Annotated[_TAGGED_CHECKS | _TAGGED_ACTIONS, _STEP_KIND]
 
 
 # --- drill ---------------------------------------------------------------------------------------
