@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 from omnidrill import ethtx
+from omnidrill.target.stores.schema import json_type
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -44,22 +45,8 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     if not isinstance(body, dict):
-        raise BadRequest(f"expected a JSON object, got a JSON {_json_type(body)}")
+        raise BadRequest(f"expected a JSON object, got a JSON {json_type(body)}")
     return body
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _check_fields(
@@ -77,7 +64,7 @@ def _check_fields(
 def _text(body: dict[str, Any], name: str) -> str:
     value = body[name]
     if not isinstance(value, str):
-        raise BadRequest(f"field {name!r} must be a string, got {_json_type(value)}")
+        raise BadRequest(f"field {name!r} must be a string, got {json_type(value)}")
     if not value.strip():
         raise BadRequest(f"field {name!r} must not be empty")
     if len(value) > MAX_TEXT:
@@ -93,7 +80,7 @@ def validate_agent(body: dict[str, Any]) -> dict[str, Any]:
 def validate_balance(body: dict[str, Any]) -> dict[str, Any]:
     _check_fields(body, ("address",), ())
     if not isinstance(body["address"], str):
-        raise BadRequest(f"field 'address' must be a string, got {_json_type(body['address'])}")
+        raise BadRequest(f"field 'address' must be a string, got {json_type(body['address'])}")
     try:
         ethtx.check_address(body["address"])
     except ValueError as exc:
@@ -106,7 +93,7 @@ def validate_trade(body: dict[str, Any]) -> dict[str, Any]:
     user_id = _text(body, "user_id")
     amount = body["amount_usd"]
     if isinstance(amount, bool) or not isinstance(amount, int | float):
-        raise BadRequest(f"field 'amount_usd' must be a number, got {_json_type(amount)}")
+        raise BadRequest(f"field 'amount_usd' must be a number, got {json_type(amount)}")
     if not math.isfinite(amount) or amount <= 0:
         raise BadRequest(f"field 'amount_usd' must be a positive number, got {amount!r}")
     try:
@@ -123,7 +110,7 @@ def validate_trade(body: dict[str, Any]) -> dict[str, Any]:
     if "approval_id" in body:
         aid = body["approval_id"]
         if not isinstance(aid, str) or not _UUID.fullmatch(aid):
-            shown = repr(aid[:40]) if isinstance(aid, str) else _json_type(aid)
+            shown = repr(aid[:40]) if isinstance(aid, str) else json_type(aid)
             raise BadRequest(f"field 'approval_id' must be a UUID, got {shown}")
         out["approval_id"] = aid.lower()
     return out

@@ -126,7 +126,8 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _describe(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (null, boolean, number, string, array, object)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -141,10 +142,10 @@ def _describe(value: Any) -> str:
 
 
 def _type_error(table: Table, col: Column, value: Any, expected: str) -> ApiError:
-    shown = json.dumps(value)[:40] if not isinstance(value, dict | list) else _describe(value)
+    shown = json.dumps(value)[:40] if not isinstance(value, dict | list) else json_type(value)
     return bad_request(
         "22P02",
-        f'column "{col.name}" of {table.name} expects {expected}, got {_describe(value)} {shown}',
+        f'column "{col.name}" of {table.name} expects {expected}, got {json_type(value)} {shown}',
     )
 
 
