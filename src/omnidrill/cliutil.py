@@ -1,20 +1,37 @@
-"""Helpers shared by the CLI commands of every area: parsing flags, loading profiles."""
+"""Helpers shared by the CLI commands of every area: options, parsing flags, loading profiles."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import yaml
+import typer
 
 from omnidrill.errors import UsageError
-from omnidrill.profile import TargetProfile, profile_path
-from omnidrill.spec.loader import load_file
+
+if TYPE_CHECKING:
+    from omnidrill.profile import TargetProfile
+
+# Options several commands share. The area CLIs import this module when the CLI starts, so YAML,
+# pydantic and the spec loader are imported inside the functions that need them.
+TargetOption = Annotated[
+    str, typer.Option("--target", "-t", help="profile: a path, or a name under targets/")
+]
+VarOption = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"),
+]
+ReportDirOption = Annotated[
+    Path | None,
+    typer.Option("--report-dir", help="the run's folder (default reports/<UTC>-<target>/)"),
+]
 
 
 def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
     """`--var k=v` pairs; values read as YAML scalars (20 is a number, true a boolean)."""
+    import yaml
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -30,6 +47,9 @@ def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
 
 def load_profile(arg: str, variables: dict[str, Any] | None = None) -> TargetProfile:
     """Load a profile given as a path or as a name under targets/."""
+    from omnidrill.profile import profile_path
+    from omnidrill.spec.loader import load_file
+
     path = profile_path(arg)
     if not path.exists():
         raise UsageError(

@@ -8,24 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from omnidrill.cliutil import ReportDirOption, TargetOption, VarOption
 from omnidrill.errors import ExitCode
-
-TargetOption = Annotated[
-    str, typer.Option("--target", "-t", help="profile: a path, or a name under targets/")
-]
-VarOption = Annotated[
-    list[str] | None,
-    typer.Option("--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"),
-]
 
 
 def run(
     paths: Annotated[list[Path], typer.Argument(help="drill and scenario files or folders")],
     target: TargetOption,
-    report_dir: Annotated[
-        Path | None,
-        typer.Option("--report-dir", help="the run's folder (default reports/<UTC>-<target>/)"),
-    ] = None,
+    report_dir: ReportDirOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the plan, every value resolved; touch nothing")
     ] = False,

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from omnidrill.cliutil import ReportDirOption, TargetOption, VarOption
 from omnidrill.errors import ExitCode, UsageError
 
 console = Console()
@@ -21,9 +22,7 @@ console = Console()
 
 def load(
     paths: Annotated[list[Path], typer.Argument(help="scenario files (scenarios/*.yaml)")],
-    target: Annotated[
-        str, typer.Option("--target", "-t", help="profile: a path, or a name under targets/")
-    ],
+    target: TargetOption,
     workers: Annotated[
         int, typer.Option("--workers", help="run a Locust master and N worker processes here")
     ] = 0,
@@ -40,22 +39,14 @@ def load(
     expect_workers: Annotated[
         int, typer.Option("--expect-workers", help="workers the master waits for (with --master)")
     ] = 1,
-    report_dir: Annotated[
-        Path | None,
-        typer.Option("--report-dir", help="the run's folder (default reports/<UTC>-<target>/)"),
-    ] = None,
+    report_dir: ReportDirOption = None,
     raw: Annotated[
         bool, typer.Option("--raw", help="also write every request to load-raw-*.csv")
     ] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="skipped rate-limit clauses count as failures")
     ] = False,
-    var: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"
-        ),
-    ] = None,
+    var: VarOption = None,
 ) -> None:
     """Run load and rate-limit scenarios and judge them (exit 1 names each failed threshold)."""
     from omnidrill.chaos.runner import default_report_dir
