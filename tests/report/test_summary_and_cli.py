@@ -121,3 +121,28 @@ def test_a_killed_run_renders_as_incomplete_with_its_pending_undos(
     assert written.summary.splitlines()[0].endswith(
         "omnidrill INCOMPLETE (no exit code) on local: 3 item(s): 1 running, 1 FAILED, 1 passed"
     )
+
+
+def test_left_changed_internal_error_skipped_checks_and_clause_verdicts(
+    real_run: tuple[int, Path], tmp_path: Path
+) -> None:
+    from omnidrill.report import write_reports
+
+    doc = load_journal(real_run[1])
+    passing, failing, aborted = doc["drills"]
+    passing["skipped_checks"] = ["audit rows: the profile offers no audit table"]
+    failing["verdict"] = "rollback_failed"
+    failing["left_changed"] = ["restore execution_safe_mode=False: ConnectError: refused"]
+    failing["internal_error"] = "Traceback (most recent call last):\n  boom"
+    aborted["clauses"] = {"C3": "not_checked"}
+    (tmp_path / "journal.json").write_text(json.dumps(doc))
+    written = write_reports(tmp_path / "journal.json")
+    html = written.files["html"].read_text()
+    assert "Left changed on the target, undo by hand" in html
+    assert "restore execution_safe_mode=False: ConnectError: refused" in html
+    assert "omnidrill itself failed" in html and "boom" in html
+    assert "audit rows: the profile offers no audit table" in html
+    # not checked because the drill aborted first: the clause reads as the drill's verdict
+    assert '<tr data-clause="C3" data-verdict="aborted">' in html
+    row = next(line for line in written.summary.splitlines() if "Kill switch" in line)
+    assert "1 check(s) skipped: audit rows" in row

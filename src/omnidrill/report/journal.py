@@ -215,6 +215,12 @@ def _drill(raw: dict[str, Any], traffic: list[dict[str, Any]], events: list[dict
         traffic=_traffic(traffic, file),
         thresholds=_drill_thresholds(raw, steps),
         events=[e for e in events if e.get("drill") == file],
+        clause_verdicts={
+            str(k): str(v) for k, v in (raw.get("clauses") or {}).items() if isinstance(v, str)
+        },
+        skipped_checks=[str(x) for x in raw.get("skipped_checks") or []],
+        left_changed=[str(x) for x in raw.get("left_changed") or []],
+        internal_error=str(raw.get("internal_error") or ""),
     )
 
 

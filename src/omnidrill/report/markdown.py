@@ -19,6 +19,10 @@ def _short(text: str, limit: int = MAX_REASON) -> str:
 
 
 def _why(d: DrillView) -> str:
+    if d.verdict == "passed":
+        if not d.skipped_checks:
+            return ""
+        return _short(f"{len(d.skipped_checks)} check(s) skipped: {d.skipped_checks[0]}")
     if d.reason:
         return _short(d.reason)
     for check in d.failed_checks:
@@ -55,7 +59,7 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
                         f"{VERDICT_ICON.get(d.verdict, '')} {label(d.verdict)}".strip(),
                         tte.text() if tte and tte.seconds is not None else "-",
                         ttr.text() if ttr and ttr.seconds is not None else "-",
-                        _why(d) if d.verdict != "passed" else "",
+                        _why(d),
                     )
                 )
                 + " |"

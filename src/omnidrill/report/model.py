@@ -18,6 +18,7 @@ VERDICT_ORDER = (
     "inconclusive",
     "failed",
     "not_run",
+    "not_checked",
     "skipped",
     "passed",
     "done",
@@ -141,6 +142,17 @@ class DrillView:
     traffic: list[TrafficSecond] = field(default_factory=list)
     thresholds: list[ThresholdView] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    clause_verdicts: dict[str, str] = field(default_factory=dict)  # the engine's, per clause
+    skipped_checks: list[str] = field(default_factory=list)
+    left_changed: list[str] = field(default_factory=list)
+    internal_error: str = ""
+
+    def clause_verdict(self, clause: str) -> str:
+        """The verdict of one clause in this drill; `not_checked` explained by the drill's own."""
+        v = self.clause_verdicts.get(clause) or self.verdict
+        if v == "not_checked" and self.verdict != "passed":
+            return self.verdict
+        return v
 
     @property
     def checks(self) -> list[CheckView]:
@@ -221,13 +233,15 @@ class RunView:
         for d in self.drills:
             for c in d.clauses:
                 by_clause.setdefault(c, []).append(
-                    Covering(d.title or d.name, f"drill-{d.name}", d.verdict)
+                    Covering(d.title or d.name, f"drill-{d.name}", d.clause_verdict(c), d.verdict)
                 )
         for s in self.scenarios:
             for check in s.checks:
                 if check.clause:
                     by_clause.setdefault(check.clause, []).append(
-                        Covering(f"scenario {s.name}", f"scenario-{s.name}", check.verdict)
+                        Covering(
+                            f"scenario {s.name}", f"scenario-{s.name}", check.verdict, s.verdict
+                        )
                     )
         rows = []
         for clause in sorted(by_clause, key=clause_sort_key):
@@ -243,7 +257,8 @@ class Covering:
 
     name: str
     anchor: str
-    verdict: str
+    verdict: str  # of the clause in that drill or scenario
+    overall: str  # of the drill or scenario as a whole
 
 
 _CLAUSE_ORDER = "SCARIP"

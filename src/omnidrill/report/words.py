@@ -14,6 +14,8 @@ VERDICT_LABEL = {
     "rollback_failed": "ROLLBACK FAILED",
     "refused": "REFUSED",
     "incomplete": "INCOMPLETE",
+    "not_checked": "NOT CHECKED",
+    "not_run": "NOT RUN",
     "running": "running",
 }
 VERDICT_ICON = {
