@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from omnidrill.cliutil import VarOption
 from omnidrill.errors import RunRefused, UsageError
 
 if TYPE_CHECKING:
@@ -32,12 +33,6 @@ EnvOpt = Annotated[
 RootOpt = Annotated[
     Path, typer.Option("--root", help="project folder holding monitors/, dashboards/")
 ]
-VarOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--var", help="extra template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"
-    ),
-]
 ConfirmOpt = Annotated[
     str | None,
     typer.Option("--confirm", help="name of a production environment, to allow changing it"),
@@ -46,8 +41,8 @@ OutOpt = Annotated[Path, typer.Option("--out", help="folder for the JSON files")
 ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="exit 1 when there are changes")]
 YesOpt = Annotated[bool, typer.Option("--yes", help="really delete")]
 
-MONITOR_KINDS: set[Kind] = {"monitor", "slo"}
-DASHBOARD_KINDS: set[Kind] = {"dashboard"}
+# the folder a sub-app manages -> the kinds of object its plan, apply and prune compare
+KINDS: dict[str, set[Kind]] = {"monitors": {"monitor", "slo"}, "dashboards": {"dashboard"}}
 
 
 def _variables(root: Path, env: str, var: list[str] | None) -> dict[str, Any]:
@@ -83,7 +78,7 @@ def _validate(what: str, root: Path, env: str, var: list[str] | None) -> None:
         from omnidrill.observe.source import files_of
 
         # the tests' files, series and monitor names are checked; their verdicts are `test`'s
-        run_tests(root, env, _variables(root, env, var))
+        run_tests(root, env, compiled.variables)
         out.print(
             f"{len(compiled.monitors)} monitor(s), {len(compiled.slos)} SLO(s) and "
             f"{len(files_of(root, 'monitor_test'))} test file(s) valid for {env}"
@@ -99,15 +94,13 @@ def _render(what: str, root: Path, env: str, var: list[str] | None, dest: Path) 
     out.print(f"wrote {len(written)} file(s) under {dest}")
 
 
-def _plan(
-    what: str, kinds: set[Kind], root: Path, env: str, var: list[str] | None, exit_code: bool
-) -> None:
+def _plan(what: str, root: Path, env: str, var: list[str] | None, exit_code: bool) -> None:
     from omnidrill.observe.ddclient import DatadogSettings
     from omnidrill.observe.sync import describe, plan_env
 
     compiled = _compile(what, root, env, var)
     settings = DatadogSettings.from_env()
-    _, changes = plan_env(settings, compiled, kinds)
+    _, changes = plan_env(settings, compiled, KINDS[what])
     lines = describe(changes)
     for line in lines:
         out.print(line, markup=False)
@@ -121,16 +114,14 @@ def _plan(
         raise typer.Exit(1)
 
 
-def _apply(
-    what: str, kinds: set[Kind], root: Path, env: str, var: list[str] | None, confirm: str | None
-) -> None:
+def _apply(what: str, root: Path, env: str, var: list[str] | None, confirm: str | None) -> None:
     from omnidrill.observe.ddclient import DatadogSettings, api_client
     from omnidrill.observe.sync import apply, describe, plan_env
 
     compiled = _compile(what, root, env, var)
     _guard_production(compiled, confirm)
     settings = DatadogSettings.from_env()
-    live, changes = plan_env(settings, compiled, kinds)
+    live, changes = plan_env(settings, compiled, KINDS[what])
     todo = [c for c in changes if c.action in ("create", "update")]
     for line in describe(todo):
         out.print(line, markup=False)
@@ -143,7 +134,6 @@ def _apply(
 
 def _prune(
     what: str,
-    kinds: set[Kind],
     root: Path,
     env: str,
     var: list[str] | None,
@@ -155,7 +145,7 @@ def _prune(
 
     compiled = _compile(what, root, env, var)
     settings = DatadogSettings.from_env()
-    _, changes = plan_env(settings, compiled, kinds)
+    _, changes = plan_env(settings, compiled, KINDS[what])
     doomed = [c for c in changes if c.action == "delete"]
     for line in describe(doomed):
         out.print(line, markup=False)
@@ -171,60 +161,71 @@ def _prune(
     out.print(f"deleted {len(done)} managed object(s) from {env}")
 
 
-# --- monitors -------------------------------------------------------------------------------
+def _add_shared_commands(app: typer.Typer, what: str, help: dict[str, str]) -> None:
+    """validate, render, plan, apply and prune of one folder; `help` holds each one's help text."""
+
+    @app.command("validate", help=help["validate"])
+    def validate(env: EnvOpt = "staging", root: RootOpt = Path("."), var: VarOption = None) -> None:
+        _validate(what, root, env, var)
+
+    @app.command("render", help=help["render"])
+    def render(
+        env: EnvOpt = "staging",
+        root: RootOpt = Path("."),
+        var: VarOption = None,
+        dest: OutOpt = Path("build/datadog"),
+    ) -> None:
+        _render(what, root, env, var, dest)
+
+    @app.command("plan", help="Compare with what is live: create, update (field by field), delete.")
+    def plan(
+        env: EnvOpt = "staging",
+        root: RootOpt = Path("."),
+        var: VarOption = None,
+        exit_code: ExitCodeOpt = False,
+    ) -> None:
+        _plan(what, root, env, var, exit_code)
+
+    @app.command("apply", help=help["apply"])
+    def apply(
+        env: EnvOpt = "staging",
+        root: RootOpt = Path("."),
+        var: VarOption = None,
+        confirm: ConfirmOpt = None,
+    ) -> None:
+        _apply(what, root, env, var, confirm)
+
+    @app.command("prune", help=help["prune"])
+    def prune(
+        env: EnvOpt = "staging",
+        root: RootOpt = Path("."),
+        var: VarOption = None,
+        confirm: ConfirmOpt = None,
+        yes: YesOpt = False,
+    ) -> None:
+        _prune(what, root, env, var, confirm, yes)
 
 
-@monitors_app.command("validate")
-def monitors_validate(
-    env: EnvOpt = "staging", root: RootOpt = Path("."), var: VarOpt = None
-) -> None:
-    """Check monitors/ and monitors/tests/ as Datadog would (no API call)."""
-    _validate("monitors", root, env, var)
-
-
-@monitors_app.command("render")
-def monitors_render(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    dest: OutOpt = Path("build/datadog"),
-) -> None:
-    """Write the API's JSON: monitors/<id>.json and slos/<id>.json under --out."""
-    _render("monitors", root, env, var, dest)
-
-
-@monitors_app.command("plan")
-def monitors_plan(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    exit_code: ExitCodeOpt = False,
-) -> None:
-    """Compare with what is live: create, update (field by field), delete."""
-    _plan("monitors", MONITOR_KINDS, root, env, var, exit_code)
-
-
-@monitors_app.command("apply")
-def monitors_apply(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    confirm: ConfirmOpt = None,
-) -> None:
-    """Create and update monitors and SLOs so that live equals the YAML."""
-    _apply("monitors", MONITOR_KINDS, root, env, var, confirm)
-
-
-@monitors_app.command("prune")
-def monitors_prune(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    confirm: ConfirmOpt = None,
-    yes: YesOpt = False,
-) -> None:
-    """Delete managed monitors and SLOs the YAML no longer has (only with --yes)."""
-    _prune("monitors", MONITOR_KINDS, root, env, var, confirm, yes)
+_add_shared_commands(
+    monitors_app,
+    "monitors",
+    {
+        "validate": "Check monitors/ and monitors/tests/ as Datadog would (no API call).",
+        "render": "Write the API's JSON: monitors/<id>.json and slos/<id>.json under --out.",
+        "apply": "Create and update monitors and SLOs so that live equals the YAML.",
+        "prune": "Delete managed monitors and SLOs the YAML no longer has (only with --yes).",
+    },
+)
+_add_shared_commands(
+    dashboards_app,
+    "dashboards",
+    {
+        "validate": "Check dashboards/ as Datadog would (no API call).",
+        "render": "Write the API's JSON: dashboards/<id>.json under --out.",
+        "apply": "Create and update dashboards so that live equals the YAML.",
+        "prune": "Delete managed dashboards the YAML no longer has (only with --yes).",
+    },
+)
 
 
 @monitors_app.command("test")
@@ -234,7 +235,7 @@ def monitors_test(
     ] = None,
     env: EnvOpt = "staging",
     root: RootOpt = Path("."),
-    var: VarOpt = None,
+    var: VarOption = None,
 ) -> None:
     """Run the monitors' unit tests: input series, times, expected states."""
     from omnidrill.observe.monitor_tests import run_tests
@@ -257,59 +258,3 @@ def monitors_test(
     )
     if not report.ok:
         raise typer.Exit(1)
-
-
-# --- dashboards -----------------------------------------------------------------------------
-
-
-@dashboards_app.command("validate")
-def dashboards_validate(
-    env: EnvOpt = "staging", root: RootOpt = Path("."), var: VarOpt = None
-) -> None:
-    """Check dashboards/ as Datadog would (no API call)."""
-    _validate("dashboards", root, env, var)
-
-
-@dashboards_app.command("render")
-def dashboards_render(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    dest: OutOpt = Path("build/datadog"),
-) -> None:
-    """Write the API's JSON: dashboards/<id>.json under --out."""
-    _render("dashboards", root, env, var, dest)
-
-
-@dashboards_app.command("plan")
-def dashboards_plan(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    exit_code: ExitCodeOpt = False,
-) -> None:
-    """Compare with what is live: create, update (field by field), delete."""
-    _plan("dashboards", DASHBOARD_KINDS, root, env, var, exit_code)
-
-
-@dashboards_app.command("apply")
-def dashboards_apply(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    confirm: ConfirmOpt = None,
-) -> None:
-    """Create and update dashboards so that live equals the YAML."""
-    _apply("dashboards", DASHBOARD_KINDS, root, env, var, confirm)
-
-
-@dashboards_app.command("prune")
-def dashboards_prune(
-    env: EnvOpt = "staging",
-    root: RootOpt = Path("."),
-    var: VarOpt = None,
-    confirm: ConfirmOpt = None,
-    yes: YesOpt = False,
-) -> None:
-    """Delete managed dashboards the YAML no longer has (only with --yes)."""
-    _prune("dashboards", DASHBOARD_KINDS, root, env, var, confirm, yes)
