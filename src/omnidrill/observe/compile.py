@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -209,7 +210,31 @@ def _checked(
     return problems
 
 
-def _unique(kind: str, items: list[tuple[SourceFile, tuple[str | int, ...], str]]) -> list[Problem]:
+_Placed = tuple[SourceFile, tuple[str | int, ...], str]  # file, location, id: for error messages
+
+
+def _compile_items(
+    src: SourceFile,
+    field_name: str,
+    kind: Kind,
+    model_cls: type,
+    body_of: Callable[[Any, str], dict[str, Any]],
+    env: str,
+    into: list[Desired],
+    placed: list[_Placed],
+) -> list[Problem]:
+    """Compile the file's list `field_name` into `into`; record where each id was written."""
+    problems: list[Problem] = []
+    for i, spec in enumerate(getattr(src.model, field_name)):
+        loc = (field_name, i)
+        body = body_of(spec, env)
+        problems += _checked(src, loc, model_cls, body)
+        placed.append((src, loc, spec.id))
+        into.append(Desired(kind, spec.id, body, src.path, src.line_of(loc), spec))
+    return problems
+
+
+def _unique(kind: str, items: list[_Placed]) -> list[Problem]:
     seen: dict[str, SourceFile] = {}
     problems = []
     for src, loc, obj_id in items:
@@ -225,31 +250,24 @@ def compile_monitors(root: Path, env: str, variables: dict[str, Any] | None = No
     variables = variables if variables is not None else env_variables(root, env)
     out = Compiled(env=env, variables=variables)
     problems: list[Problem] = []
-    ids_m: list[tuple[SourceFile, tuple[str | int, ...], str]] = []
-    ids_s: list[tuple[SourceFile, tuple[str | int, ...], str]] = []
-    burn_refs: list[tuple[SourceFile, tuple[str | int, ...], str]] = []
+    ids_m: list[_Placed] = []
+    ids_s: list[_Placed] = []
+    burn_refs: list[_Placed] = []
     for path in files_of(root, "monitor"):
         try:
             src = load(path, "monitor", variables)
         except SpecError as exc:
             problems += exc.problems
             continue
-        for i, slo in enumerate(src.model.slos):
-            loc = ("slos", i)
-            body = slo_body(slo, env)
-            problems += _checked(src, loc, ServiceLevelObjectiveRequest, body)
-            ids_s.append((src, loc, slo.id))
-            line = src.line_of(loc)
-            out.slos.append(Desired("slo", slo.id, body, path, line, slo))
+        problems += _compile_items(
+            src, "slos", "slo", ServiceLevelObjectiveRequest, slo_body, env, out.slos, ids_s
+        )
+        problems += _compile_items(
+            src, "monitors", "monitor", Monitor, monitor_body, env, out.monitors, ids_m
+        )
         for i, mon in enumerate(src.model.monitors):
-            loc = ("monitors", i)
-            body = monitor_body(mon, env)
-            problems += _checked(src, loc, Monitor, body)
-            ids_m.append((src, loc, mon.id))
             if mon.burn_rate is not None:
-                burn_refs.append((src, (*loc, "burn_rate", "slo"), mon.burn_rate.slo))
-            line = src.line_of(loc)
-            out.monitors.append(Desired("monitor", mon.id, body, path, line, mon))
+                burn_refs.append((src, ("monitors", i, "burn_rate", "slo"), mon.burn_rate.slo))
     problems += _unique("monitor", ids_m) + _unique("SLO", ids_s)
     slo_ids = {i for _, _, i in ids_s}
     for src, loc, ref in burn_refs:
@@ -265,20 +283,16 @@ def compile_dashboards(root: Path, env: str, variables: dict[str, Any] | None = 
     variables = variables if variables is not None else env_variables(root, env)
     out = Compiled(env=env, variables=variables)
     problems: list[Problem] = []
-    ids: list[tuple[SourceFile, tuple[str | int, ...], str]] = []
+    ids: list[_Placed] = []
     for path in files_of(root, "dashboard"):
         try:
             src = load(path, "dashboard", variables)
         except SpecError as exc:
             problems += exc.problems
             continue
-        for i, dash in enumerate(src.model.dashboards):
-            loc = ("dashboards", i)
-            body = dashboard_body(dash, env)
-            problems += _checked(src, loc, Dashboard, body)
-            ids.append((src, loc, dash.id))
-            line = src.line_of(loc)
-            out.dashboards.append(Desired("dashboard", dash.id, body, path, line, dash))
+        problems += _compile_items(
+            src, "dashboards", "dashboard", Dashboard, dashboard_body, env, out.dashboards, ids
+        )
     problems += _unique("dashboard", ids)
     if problems:
         raise SpecError(problems)
