@@ -15,13 +15,7 @@ from observe.fake_datadog import FakeDatadog
 @pytest.fixture
 def fake_dd(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDatadog]:
     fake = FakeDatadog().start()
-    env = {
-        "DD_API_KEY": fake.api_key,
-        "DD_APP_KEY": fake.app_key,
-        "DD_SITE": fake.url,
-        "OMNIDRILL_DD_BACKOFF_S": "0.01",
-    }
-    for k, v in env.items():
+    for k, v in fake.sdk_env().items():
         monkeypatch.setenv(k, v)
     try:
         yield fake

@@ -25,12 +25,7 @@ def fake_dd() -> Iterator[FakeDatadog]:
 @pytest.fixture
 def dd_env(fake_dd: FakeDatadog, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """DD_* variables pointing the real SDK at the fake, with quick back-off."""
-    env = {
-        "DD_API_KEY": fake_dd.api_key,
-        "DD_APP_KEY": fake_dd.app_key,
-        "DD_SITE": fake_dd.url,
-        "OMNIDRILL_DD_BACKOFF_S": "0.01",
-    }
+    env = fake_dd.sdk_env()
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env

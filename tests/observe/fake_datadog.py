@@ -116,6 +116,15 @@ class FakeDatadog:
         self.url = f"http://127.0.0.1:{port}"
         return self
 
+    def sdk_env(self) -> dict[str, str]:
+        """DD_* variables pointing the real SDK at this fake, with quick back-off."""
+        return {
+            "DD_API_KEY": self.api_key,
+            "DD_APP_KEY": self.app_key,
+            "DD_SITE": self.url,
+            "OMNIDRILL_DD_BACKOFF_S": "0.01",
+        }
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
