@@ -218,13 +218,16 @@ def test_halt_from_another_folder_rolls_back_within_a_second(stack: Stack, tmp_p
 
 
 @pytest.mark.slow
-def test_sigterm_rolls_back_and_exits_3(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "said"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_signal_rolls_back_and_exits_3(
+    stack: Stack, tmp_path: Path, sig: signal.Signals, said: str
+) -> None:
     before = target_state(stack)
     proc, _ = _start_long(stack, tmp_path)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 3, out
-    assert "SIGTERM" in out
+    assert said in out
     assert target_state(stack) == before
 
 
@@ -541,17 +544,6 @@ def test_run_scales_load_scenarios_over_workers(stack: Stack, tmp_path: Path) ->
     ]
     sources = {r["src"] for r in records if r.get("n") and r.get("src")}
     assert len(sources) == 2, sources  # both workers sent load, the master none of its own
-
-
-@pytest.mark.slow
-def test_ctrl_c_rolls_back_and_exits_3(stack: Stack, tmp_path: Path) -> None:
-    before = target_state(stack)
-    proc, _ = _start_long(stack, tmp_path)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 3, out
-    assert "Ctrl-C" in out
-    assert target_state(stack) == before
 
 
 @pytest.mark.slow
