@@ -60,33 +60,39 @@ def default_attributes(toxic_type: str) -> dict[str, Any]:
     return dict.fromkeys(TOXIC_TYPES[toxic_type][1], 0)
 
 
+async def _next_chunk(st: Stage) -> Chunk | None:
+    """The next chunk; at the end of the stream the stage is closed and None returned."""
+    c = await st.recv()  # no timeout given, so never TIMEOUT
+    if c is None:
+        st.close()
+        return None
+    assert isinstance(c, Chunk)
+    return c
+
+
+async def _sleep_holding(st: Stage, seconds: float, held: Chunk) -> None:
+    """Sleep; when interrupted, forward `held` first, so a rewired toxic loses nothing."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        st.hand_back(held)
+        raise
+
+
 async def pipe_noop(st: Stage, _a: dict[str, Any]) -> None:
-    while True:
-        c = await st.recv()
-        if c is None:
-            st.close()
-            return
-        await st.send(c)  # type: ignore[arg-type]
+    while (c := await _next_chunk(st)) is not None:
+        await st.send(c)
 
 
 async def pipe_latency(st: Stage, a: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     latency, jitter = a["latency"], a["jitter"]
-    while True:
-        c = await st.recv()
-        if c is None:
-            st.close()
-            return
-        assert isinstance(c, Chunk)
+    while (c := await _next_chunk(st)) is not None:
         delay = latency + (_rng.randrange(-jitter, jitter) if jitter > 0 else 0)
         # measured from the read time, so a burst of chunks is not delayed one after another
         wait = c.ts + delay / 1000 - loop.time()
         if wait > 0:
-            try:
-                await asyncio.sleep(wait)
-            except asyncio.CancelledError:
-                st.hand_back(c)
-                raise
+            await _sleep_holding(st, wait, c)
             c = Chunk(c.data, c.ts + wait)
         await st.send(c)
 
@@ -95,12 +101,7 @@ async def pipe_bandwidth(st: Stage, a: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     rate = a["rate"]  # KB/s, KB = 1000 bytes
     debt = 0.0  # seconds of sleep owed, corrected by how long each sleep really took
-    while True:
-        c = await st.recv()
-        if c is None:
-            st.close()
-            return
-        assert isinstance(c, Chunk)
+    while (c := await _next_chunk(st)) is not None:
         data, ts = c.data, c.ts
         if rate <= 0:
             try:  # Toxiproxy stalls the stream at rate 0
@@ -111,20 +112,12 @@ async def pipe_bandwidth(st: Stage, a: dict[str, Any]) -> None:
         debt += len(data) / (rate * 1000)
         piece = rate * 100  # what may pass per 100 ms
         while len(data) > piece:
-            try:
-                await asyncio.sleep(0.1)
-            except asyncio.CancelledError:
-                st.hand_back(Chunk(data, ts))
-                raise
+            await _sleep_holding(st, 0.1, Chunk(data, ts))
             head, data = data[:piece], data[piece:]
             debt -= 0.1
             await st.send(Chunk(head, ts))
         started = loop.time()
-        try:
-            await asyncio.sleep(max(debt, 0.0))
-        except asyncio.CancelledError:
-            st.hand_back(Chunk(data, ts))
-            raise
+        await _sleep_holding(st, max(debt, 0.0), Chunk(data, ts))
         debt -= loop.time() - started
         await st.send(Chunk(data, ts))
 
@@ -186,12 +179,7 @@ def slice_bounds(size: int, average: int, variation: int) -> list[int]:
 
 async def pipe_slicer(st: Stage, a: dict[str, Any]) -> None:
     delay = a["delay"] / 1_000_000  # microseconds
-    while True:
-        c = await st.recv()
-        if c is None:
-            st.close()
-            return
-        assert isinstance(c, Chunk)
+    while (c := await _next_chunk(st)) is not None:
         start = 0
         for end in slice_bounds(len(c.data), a["average_size"], a["size_variation"]):
             await st.send(Chunk(c.data[start:end], c.ts))
@@ -208,12 +196,7 @@ async def pipe_slicer(st: Stage, a: dict[str, Any]) -> None:
 async def pipe_limit_data(st: Stage, a: dict[str, Any]) -> None:
     limit = a["bytes"]
     sent = st.state.setdefault("sent", 0)  # per connection and direction, kept across restarts
-    while True:
-        c = await st.recv()
-        if c is None:
-            st.close()
-            return
-        assert isinstance(c, Chunk)
+    while (c := await _next_chunk(st)) is not None:
         remaining = max(limit - sent, 0)
         data = c.data if len(c.data) <= remaining else c.data[:remaining]
         if data:
