@@ -19,7 +19,6 @@ from omnidrill.chaos.engine import DrillOutcome, RunContext, run_drill
 from omnidrill.chaos.journal import Journal
 from omnidrill.chaos.ledger import Ledger
 from omnidrill.chaos.lock import LocalLock
-from omnidrill.chaos.models import DrillFile
 from omnidrill.chaos.plan import plan_text
 from omnidrill.chaos.runtime import Terminated
 from omnidrill.chaos.undo import World
@@ -306,8 +305,3 @@ def _run_scenario(
     for line in result.lines():
         printer.line(line)
     return row, code
-
-
-def load_drill(path: Path, profile: TargetProfile, variables: dict[str, Any]) -> DrillFile:
-    spec = load_file(path, kind="drill", variables=template_variables(profile, variables))
-    return spec.model  # type: ignore[no-any-return]

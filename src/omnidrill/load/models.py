@@ -213,11 +213,6 @@ class LoadScenario(SpecModel):
             )
         return self
 
-    def threshold_groups(self) -> dict[str, list[str]]:
-        return (
-            {"all": self.thresholds} if isinstance(self.thresholds, list) else dict(self.thresholds)
-        )
-
 
 class RateLimitScenario(SpecModel):
     """A verification of the rate-limit clauses R1-R6 (CONTRACT 4) against a profile."""

@@ -329,7 +329,3 @@ class StatsReader:
             st.missing_workers = list(rec.get("missing_workers") or [])
         elif kind == "error":
             st.errors.append(str(rec.get("message")))
-
-
-def read_stats(path: Path) -> LoadStats:
-    return StatsReader(path).poll()

@@ -525,10 +525,3 @@ class Functions:
             self.tm.error(
                 f"approval {aid} executed but its row was not updated", "", "APPROVAL_RECORD", exc
             )
-
-
-def create_functions_app(
-    cfg: FunctionsConfig, backends: Backends, telemetry: Telemetry
-) -> Functions:
-    """A functions instance over shared backends (call `aclose()` when done)."""
-    return Functions(cfg, backends, telemetry)
