@@ -162,6 +162,14 @@ def _tag_value(tags: list[str], key: str) -> str | None:
     return None
 
 
+def _managed_id(tags: list[str] | None, env: str) -> str | None:
+    """The YAML id of an object tagged as ours in `env`; None for anything else."""
+    tags = tags or []
+    if MANAGED_TAG in tags and _tag_value(tags, ENV_TAG) == env:
+        return _tag_value(tags, ID_TAG)
+    return None
+
+
 def fetch_live(settings: DatadogSettings, client: ApiClient, env: str, kinds: set[Kind]) -> Live:
     """Read every object omnidrill manages in `env` (tagged or marked as ours)."""
     live = Live()
@@ -179,11 +187,8 @@ def fetch_live(settings: DatadogSettings, client: ApiClient, env: str, kinds: se
             )
             for m in batch:
                 d = plain(m)
-                tags = d.get("tags") or []
-                if MANAGED_TAG in tags and _tag_value(tags, ENV_TAG) == env:
-                    yid = _tag_value(tags, ID_TAG)
-                    if yid:
-                        live.add("monitor", yid, str(d["id"]), d)
+                if yid := _managed_id(d.get("tags"), env):
+                    live.add("monitor", yid, str(d["id"]), d)
             if len(batch) < 1000:
                 break
             page += 1
@@ -201,11 +206,8 @@ def fetch_live(settings: DatadogSettings, client: ApiClient, env: str, kinds: se
             )
             data = plain(resp).get("data") or []
             for s in data:
-                tags = s.get("tags") or []
-                if MANAGED_TAG in tags and _tag_value(tags, ENV_TAG) == env:
-                    yid = _tag_value(tags, ID_TAG)
-                    if yid:
-                        live.add("slo", yid, str(s["id"]), s)
+                if yid := _managed_id(s.get("tags"), env):
+                    live.add("slo", yid, str(s["id"]), s)
             if len(data) < 1000:
                 break
             offset += 1000
