@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from omnidrill.errors import ExitCode, Inconclusive
-from omnidrill.faults import (
+from omnidrill.faults.client import (
     FaultAPIError,
     FaultClient,
     FaultProxyMismatch,

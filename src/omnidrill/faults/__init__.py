@@ -1,17 +1,6 @@
-"""Faults: the Toxiproxy API client used by drill actions, and a compatible server (`server/`)."""
+"""Faults: the Toxiproxy API client used by drill actions (`client`), and a compatible server
+(`server/`).
 
-from omnidrill.faults.client import (
-    FaultAPIError,
-    FaultClient,
-    FaultProxyMismatch,
-    FaultProxyUnreachable,
-    FaultRequestRejected,
-)
-
-__all__ = [
-    "FaultAPIError",
-    "FaultClient",
-    "FaultProxyMismatch",
-    "FaultProxyUnreachable",
-    "FaultRequestRejected",
-]
+Nothing is imported here: the client pulls in httpx, and `omnidrill faultproxy` (registered
+when the CLI starts) needs none of it.
+"""
