@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from pathlib import Path
@@ -128,6 +127,8 @@ def up(
 ) -> None:
     """Start the reference OmniHub stack (functions, control API, providers, fault proxy)."""
     # the stack pulls in the servers and their clients: only when `up` really runs
+    import asyncio
+
     from omnidrill.target.stack import StackOptions, run_stack
 
     if rate_algorithm not in RATE_ALGORITHMS:
