@@ -140,8 +140,9 @@ def test_master_and_two_workers_add_up(fake_pair: list[int], tmp_path: Path) -> 
     assert len(ends) == 2 and all(e["requests"] > 0 for e in ends)
     assert total == len(rows) == sum(e["requests"] for e in ends) > 0
     assert sorted(result.stats.by_source) == sorted(e["worker"] for e in ends)
-    # Six users, six identities from the test range: the two workers' users never share one.
-    assert len(seen) == 6 and all(ip.startswith("198.1") for ip in seen), seen
+    # Six users take turns over the pool of 40 identities from the test range, each user over
+    # its own share (so the two workers' users never share one): more identities than users.
+    assert 6 < len(seen) <= 40 and all(ip.startswith("198.1") for ip in seen), seen
     assert sum(seen.values()) == result.stats.total().all.requests - healthz(result)
 
 

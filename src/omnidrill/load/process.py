@@ -50,6 +50,8 @@ class LoadProcess:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LoadProcess:
+        # how many workers share the identity pool (worker_slots: see worker.build_user_classes)
+        self.plan["worker_slots"] = max(1, self.workers or self.expect_workers or 1)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.stats_path.unlink(missing_ok=True)
         for old in self.out_dir.glob("load-raw*.csv"):

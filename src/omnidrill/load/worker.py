@@ -15,6 +15,7 @@ Workers send their records to the master every second over Locust's own channel.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -162,13 +163,18 @@ def build_user_classes(plan: dict[str, Any], recorder: Recorder, offset: Callabl
     counter = iter(range(10**9))
     tasks = {_make_task(t, keys, recorder): int(t["weight"]) for t in plan["tasks"]}
 
+    # Every identity of the pool is used: user n sends as clients[n], clients[n + slots], ...
+    # in turn, one per request. A worker runs at most `users` users, so worker k's users are
+    # k*users + 0, 1, ...: with the pool split by user, workers (on any machine) never share
+    # an identity, and each identity carries 1/len(clients) of the load, not 1/users.
+    slots = int(plan["users"]) * max(1, int(plan.get("worker_slots") or 1))
+
     def on_start(self: Any) -> None:
-        # A worker runs at most `users` users, so worker k's users are k*users + 0, 1, ...:
-        # identities of different workers (on any machine) never overlap.
         n = offset() * int(plan["users"]) + next(counter)
-        ip = clients[n % len(clients)] if clients else ""
-        self.gen_ctx = {"user_id": f"load-user-{n}", "client_ip": ip}
-        self.base_headers = dict(common, **({"X-Forwarded-For": ip} if ip else {}))
+        mine = clients[n::slots] if n < len(clients) else clients[n % len(clients) :][:1]
+        self.identities = itertools.cycle(mine) if mine else None
+        self.gen_ctx = {"user_id": f"load-user-{n}", "client_ip": ""}
+        self.base_headers = dict(common)
         self.headers_cache = {}
 
     classes = []
@@ -205,6 +211,8 @@ def _make_task(t: dict[str, Any], keys: dict[str, str], recorder: Recorder) -> A
 
     def task(user: Any) -> None:
         ctx = user.gen_ctx
+        ip = next(user.identities) if user.identities is not None else ""
+        ctx["client_ip"] = ip
         data = json.dumps(fill(body, ctx)).encode() if dynamic_body else static_body
         if dynamic_headers:
             h = {**user.base_headers, **fill(headers, ctx)}
@@ -212,6 +220,8 @@ def _make_task(t: dict[str, Any], keys: dict[str, str], recorder: Recorder) -> A
             h = user.headers_cache.get(label)
             if h is None:
                 h = user.headers_cache[label] = {**user.base_headers, **headers}
+        if ip:
+            h = {**h, "X-Forwarded-For": ip}
         user.client.request(method, path, name=label, data=data, headers=h)
 
     task.__name__ = f"task_{label}"
