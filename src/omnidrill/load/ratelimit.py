@@ -331,8 +331,8 @@ class Check:
             ev["slow_attempts_s"] = self.notes[f"{role}_slow_attempts_s"]
         if f"{role}_fill" in self.notes:
             ev["fill_last"] = self.notes[f"{role}_fill"]
-        if self._errors(role):
-            return "inconclusive", f"{len(self._errors(role))} burst requests got no answer", ev
+        if lost := self._errors(role):
+            return "inconclusive", f"{len(lost)} burst requests got no answer", ev
         if span > self.window / 10:
             return "inconclusive", f"the burst took {span:.3f}s, over a tenth of the window", ev
         ok = admitted == self.limit if exact else 0 < admitted <= self.limit
@@ -386,8 +386,8 @@ class Check:
             "refusals": [h.to_json() for h in refused[:5]],
             **self.notes.get("quiet", {}),
         }
-        if self._errors("quiet"):
-            return "inconclusive", f"{len(self._errors('quiet'))} requests got no answer", ev
+        if lost := self._errors("quiet"):
+            return "inconclusive", f"{len(lost)} requests got no answer", ev
         if refused:
             return "failed", f"a client under the limit was refused {len(refused)} times", ev
         return (
@@ -446,8 +446,8 @@ class Check:
                 "the flooding client was never refused, so R4 could not be probed",
                 ev,
             )
-        if self._errors("r4"):
-            return "inconclusive", f"{len(self._errors('r4'))} requests got no answer", ev
+        if lost := self._errors("r4"):
+            return "inconclusive", f"{len(lost)} requests got no answer", ev
         if refused:
             return (
                 "failed",
