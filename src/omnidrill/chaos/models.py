@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from omnidrill.load.models import ThresholdExpr
 from omnidrill.spec.base import SpecModel
 
 # --- vocabulary of the contract ---------------------------------------------------------------
@@ -148,7 +149,9 @@ class RequestSpec(SpecModel):
     idempotency_key: str | None = Field(
         default=None, description="`fresh` for a new key per step, or a value (`${id.key}`)"
     )
-    timeout: Duration | None = Field(default=None, description="per request; default rpc x 3")
+    timeout: Duration | None = Field(
+        default=None, description="per request; default 2 x rpc_timeout_ms + 5 s"
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> RequestSpec:
@@ -289,8 +292,11 @@ class LoadCheck(_Check):
     """Thresholds on the drill's background load, for one phase or the whole drill."""
 
     check: Literal["load"]
-    thresholds: list[str] = Field(min_length=1, description="e.g. 'error_rate < 1%'")
-    phase: str | None = None
+    # the load scenarios' own threshold grammar, so a typo is a load-time error here too
+    thresholds: list[ThresholdExpr] = Field(min_length=1, description="e.g. 'error_rate < 1%'")
+    phase: Literal["steady", "fault", "recovery"] | None = Field(
+        default=None, description="the background load's phase; absent: the whole drill"
+    )
 
 
 # --- actions -----------------------------------------------------------------------------------
