@@ -109,7 +109,10 @@ class PostgrestStore:
 
     def find_rows(self, table: str, column: str, value: str) -> list[dict[str, Any]]:
         rows = self._call("GET", table, {column: f"eq.{value}", "select": "*"})
-        return rows if isinstance(rows, list) else []
+        # Filtered here too: a control API that ignores the filter must not hand back other rows.
+        if not isinstance(rows, list):
+            return []
+        return [r for r in rows if isinstance(r, dict) and r.get(column) == value]
 
     def close(self) -> None:
         self._http.close()
