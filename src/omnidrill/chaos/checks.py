@@ -373,7 +373,7 @@ def run_audit_changed(rt: Runtime, step: AuditChangedCheck, res: StepResult) -> 
         matching = [r for r in rows if _audit_matches(r, change)]
         # Rows older than the change (an earlier drill's) never count; clocks may differ a bit.
         matching = [
-            r for r in matching if _created_ts(r) is None or _created_ts(r) >= change["at"] - 5.0
+            r for r in matching if (ts := _created_ts(r)) is None or ts >= change["at"] - 5.0
         ]
         if len(matching) >= step.count or time.monotonic() > deadline:
             break
