@@ -8,6 +8,8 @@ import socket
 import httpx
 import pytest
 
+from omnidrill.netutil import free_port
+
 from .helpers import ServerThread, connect, make_proxy
 
 
@@ -204,9 +206,7 @@ def test_reset_enables_and_clears_toxics(api: httpx.Client, echo) -> None:
 
 
 def test_populate(api: httpx.Client, echo, toxi_server: ServerThread) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        fixed = probe.getsockname()[1]
+    fixed = free_port()
     listen = f"localhost:{fixed}"
     r = api.post(
         "/populate",

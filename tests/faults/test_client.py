@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +14,7 @@ from omnidrill.faults.client import (
     FaultProxyUnreachable,
     FaultRequestRejected,
 )
+from omnidrill.netutil import free_port
 
 from .helpers import ServerThread, TCPServer, connect, recv_exactly
 
@@ -23,12 +23,6 @@ from .helpers import ServerThread, TCPServer, connect, recv_exactly
 def client(toxi_server: ServerThread) -> Iterator[FaultClient]:
     with FaultClient(toxi_server.url) as c:
         yield c
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_calls(client: FaultClient, echo: TCPServer) -> None:
@@ -85,7 +79,7 @@ def test_errors(client: FaultClient, echo: TCPServer) -> None:
 
 def test_unreachable() -> None:
     with (
-        FaultClient(f"http://127.0.0.1:{_free_port()}", timeout=2) as c,
+        FaultClient(f"http://127.0.0.1:{free_port()}", timeout=2) as c,
         pytest.raises(FaultProxyUnreachable) as info,
     ):
         c.version()
@@ -94,7 +88,7 @@ def test_unreachable() -> None:
 
 
 def test_ensure_proxies_populates_and_corrects(client: FaultClient, echo: TCPServer) -> None:
-    port_a, port_b = _free_port(), _free_port()
+    port_a, port_b = free_port(), free_port()
     specs = [
         {"name": "a", "listen": f"127.0.0.1:{port_a}", "upstream": echo.addr},
         {"name": "b", "listen": f"localhost:{port_b}", "upstream": echo.addr},
@@ -113,7 +107,7 @@ def test_ensure_proxies_populates_and_corrects(client: FaultClient, echo: TCPSer
 
 
 def test_ensure_proxies_verify_only(client: FaultClient, echo: TCPServer) -> None:
-    port_a = _free_port()
+    port_a = free_port()
     specs = [
         {"name": "a", "listen": f"localhost:{port_a}", "upstream": echo.addr},
         {"name": "b", "listen": "127.0.0.1:0", "upstream": echo.addr},

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from omnidrill.faults.server.toxics import slice_bounds
+from omnidrill.netutil import free_port
 
 from .helpers import TCPServer, connect, make_proxy, recv_exactly, recv_until_eof, serve
 
@@ -244,9 +245,7 @@ def test_disable_closes_connections_and_listener(api: httpx.Client, echo: TCPSer
 
 
 def test_upstream_down_closes_the_client(api: httpx.Client) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
+    dead = free_port()
     port = make_proxy(api, f"127.0.0.1:{dead}")
     with connect(port) as s:
         assert recv_until_eof(s) == b""
