@@ -31,22 +31,14 @@ def start_stack(tmp: Path, *args: str, fault: str | None = None) -> Iterator[Sta
     """The reference stack (`--fast`, OS-chosen ports); `fault` replaces one behaviour."""
     from omnidrill.target.launch import launch_stack
 
-    saved = dict(os.environ)
+    env = {}
     if fault:
-        os.environ["OMNIDRILL_FAULT"] = fault
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(FAULTINJECT), *filter(None, [saved.get("PYTHONPATH")])]
+        env["OMNIDRILL_FAULT"] = fault
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(FAULTINJECT), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
-    try:
-        cm = launch_stack(["--fast", "--base-port", "0", *args], tmp)
-        profile_path, profile = cm.__enter__()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    try:
-        yield Stack(profile_path, profile, tmp)
-    finally:
-        cm.__exit__(None, None, None)
+    with launch_stack(["--fast", "--base-port", "0", *args], tmp, env=env) as (path, profile):
+        yield Stack(path, profile, tmp)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,16 @@ from omnidrill.errors import Inconclusive
 
 @contextlib.contextmanager
 def launch_stack(
-    args: list[str], tmp_dir: Path, timeout_s: float = 60.0
+    args: list[str],
+    tmp_dir: Path,
+    timeout_s: float = 60.0,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Start `python -m omnidrill.target.stack ARGS` and yield (profile path, profile dict).
 
     Ready means the profile is written and every instance answers health. The child's output
-    goes to tmp_dir/stack.log. The stack is stopped (SIGTERM, then SIGKILL) on exit.
+    goes to tmp_dir/stack.log; `env` adds to (or overrides) the environment it inherits. The
+    stack is stopped (SIGTERM, then SIGKILL) on exit.
     """
     tmp_dir.mkdir(parents=True, exist_ok=True)
     profile_path = tmp_dir / "profile.yaml"
@@ -42,10 +46,10 @@ def launch_stack(
         *args,
     ]
     log_path = tmp_dir / "stack.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env
         )
         try:
             profile = _wait_ready(proc, profile_path, log_path, timeout_s)
