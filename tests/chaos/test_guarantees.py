@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from chaos.drillkit import CHAOS, ROOT, Stack, omnidrill_cmd, run_drills, start_stack
+from chaos.drillkit import (
+    CHAOS,
+    HOLD_KILL_SWITCH,
+    ROOT,
+    Stack,
+    omnidrill_cmd,
+    run_drills,
+    start_stack,
+)
 from omnidrill.chaos.controlstore import CONTROLS, open_store
 from omnidrill.chaos.marks import RESTORABLE, Mark, parse_mark
 from omnidrill.errors import RunRefused
@@ -148,21 +156,8 @@ title: Kill switch held for a long while
 description: holds the kill switch on, so that it can be halted or killed midway
 contract: [C2]
 max_duration: {max_duration}
-steady_state:
-  - check: http
-    function: read-only
-    expect: {{status: 200}}
-method:
-  - action: controls.set
-    set: {{omnihub_kill_switch: true}}
-  - check: http
-    clause: C2
-    function: read-only
-    within: 2s
-    expect: {{refusal: KILL_SWITCH}}
-  - action: wait
-    for: 30s
 """
+LONG_DRILL += HOLD_KILL_SWITCH
 
 
 def long_drill(tmp_path: Path, max_duration: str = "120s") -> Path:
