@@ -270,13 +270,22 @@ def _finish(
             recovered = True  # no verdict on recovery; the drill says why below
             if out.verdict == "running":
                 out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
+        except (KeyboardInterrupt, Terminated) as exc:
+            # The undos already ran: stop measuring recovery, but still release the lock, or the
+            # next run would refuse until `omnidrill recover`.
+            recovered = True
+            ctx.interrupted = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         if not recovered and out.verdict == "running":
             out.verdict = "failed"
             out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
     lock = [u for u in rt.undos if u.kind == "lock.release"]
     if not out.left_changed:  # a failed undo keeps the mark: every machine sees it, recover uses it
-        for undo in reversed(lock):
-            _apply(ctx, rt, undo, out)
+        ctx.in_rollback = True  # a signal now is noted, not raised: the lock must be released
+        try:
+            for undo in reversed(lock):
+                _apply(ctx, rt, undo, out)
+        finally:
+            ctx.in_rollback = False
     if out.left_changed:
         out.verdict = "rollback_failed"
         out.reason = "ROLLBACK FAILED, the target may be left changed: " + "; ".join(
