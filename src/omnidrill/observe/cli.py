@@ -78,7 +78,7 @@ def _validate(what: str, root: Path, env: str, var: list[str] | None) -> None:
         from omnidrill.observe.source import files_of
 
         # the tests' files, series and monitor names are checked; their verdicts are `test`'s
-        run_tests(root, env, compiled.variables)
+        run_tests(root, env, compiled=compiled)
         out.print(
             f"{len(compiled.monitors)} monitor(s), {len(compiled.slos)} SLO(s) and "
             f"{len(files_of(root, 'monitor_test'))} test file(s) valid for {env}"

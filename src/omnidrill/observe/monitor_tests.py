@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnidrill.observe.compile import compile_monitors
+from omnidrill.observe.compile import Compiled, compile_monitors
 from omnidrill.observe.evaluate import (
     MonitorModel,
     NotTestable,
@@ -75,10 +75,16 @@ def run_tests(
     env: str,
     variables: dict[str, Any] | None = None,
     files: list[Path] | None = None,
+    compiled: Compiled | None = None,
 ) -> TestReport:
-    """Run every test file (or `files`) against the monitors of `env`."""
-    variables = variables if variables is not None else env_variables(root, env)
-    compiled = compile_monitors(root, env, variables)
+    """Run every test file (or `files`) against the monitors of `env`.
+
+    `compiled`: the monitors of `env` already compiled (its variables are then the ones used).
+    """
+    if compiled is None:
+        variables = variables if variables is not None else env_variables(root, env)
+        compiled = compile_monitors(root, env, variables)
+    variables = compiled.variables
     monitors, slos = compiled.monitor_specs(), compiled.slo_specs()
     report = TestReport()
     models: dict[str, MonitorModel] = {}
