@@ -541,6 +541,63 @@ def test_run_scales_load_scenarios_over_workers(stack: Stack, tmp_path: Path) ->
     assert len(sources) == 2, sources  # both workers sent load, the master none of its own
 
 
+SLOW_RECOVERY_DRILL = """
+title: Kill switch, measured back with a slow controls cache
+description: the functions keep the cached kill switch for a while after the rollback
+contract: [C2]
+max_duration: 60s
+recover_within: 20s
+steady_state:
+  - check: http
+    function: read-only
+    expect: {status: 200}
+method:
+  - action: controls.set
+    set: {omnihub_kill_switch: true}
+  - check: http
+    clause: C2
+    function: read-only
+    within: 8s
+    poll: 200ms
+    expect: {refusal: KILL_SWITCH}
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_recovery_is_measured_still_releases_the_lock(tmp_path: Path) -> None:
+    # A controls cache of 6 s keeps the kill switch answered after the rollback restored the
+    # row, so the recovery check is still polling when the signal arrives.
+    with start_stack(tmp_path / "stack", "--controls-ttl-ms", "6000") as slow:
+        before = target_state(slow)
+        drill = tmp_path / "chaos" / "slow-recovery.yaml"
+        drill.parent.mkdir()
+        drill.write_text(SLOW_RECOVERY_DRILL)
+        state = tmp_path / "state"
+        report = tmp_path / "report"
+        args = ["run", str(drill), "-t", str(slow.profile_path), "--report-dir", str(report)]
+        proc = cli(args, tmp_path, state)
+
+        def recovering() -> bool:
+            journal = report / "journal.json"
+            return journal.exists() and "steady_state_after" in journal.read_text()
+
+        try:
+            wait_for(lambda: recovering() or proc.poll() is not None, 90, "the recovery check")
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 3, out
+        assert "Ctrl-C" in out
+        # the lock is released: the row is as before, and the next run is not refused
+        assert target_state(slow) == before, out
+        again = cli(["run", str(drill), "-t", str(slow.profile_path), "--dry-run"], tmp_path, state)
+        out2, _ = again.communicate(timeout=60)
+        assert again.returncode == 0, out2
+
+
 @pytest.mark.slow
 def test_paced_traffic_stays_under_the_limit_and_says_what_it_cannot_prove(
     tmp_path: Path,
