@@ -2,10 +2,14 @@
 
 Transactions sent stay findable by hash for the provider's lifetime; `DELETE /__calls` clears
 only the call log, so a drill can reset its broadcast count without losing what was sent.
+A provider also answers what a wallet needs to sign (nonce, fees, the latest block's base fee):
+the nonce counts the signed transactions it holds from that sender (any other hex counts for no
+one), and `eip1559=False` makes it a legacy chain (no base fee, no priority-fee method).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -31,6 +35,8 @@ MAX_BATCH = 100
 _EPOCH_S = 1_700_000_000.0
 _BLOCK_TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
 _JSON = "application/json"
+BASE_FEE_WEI = 1_000_000_000  # 1 gwei
+PRIORITY_FEE_WEI = 100_000_000  # 0.1 gwei
 
 
 class InvalidParams(ValueError):
@@ -48,6 +54,7 @@ class RpcMock:
         block_time_s: float = 1.0,
         max_calls: int = 100_000,
         max_txs: int = 100_000,
+        eip1559: bool = True,
     ) -> None:
         if chain_id <= 0:
             raise ValueError(f"chain_id must be > 0, got {chain_id}")
@@ -61,6 +68,10 @@ class RpcMock:
         self._dropped = 0
         self._txs: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._max_txs = max_txs
+        self.eip1559 = eip1559
+        # tx hash -> (sender, nonce) or None (not a signed transaction); filled lazily
+        self._senders: dict[str, tuple[str, int] | None] = {}
+        self._nonces: dict[str, set[int]] = {}
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "eth_chainId": self._chain_id,
             "net_version": self._net_version,
@@ -68,7 +79,12 @@ class RpcMock:
             "eth_getBalance": self._get_balance,
             "eth_sendRawTransaction": self._send_raw_transaction,
             "eth_getTransactionByHash": self._get_transaction_by_hash,
+            "eth_getTransactionCount": self._get_transaction_count,
+            "eth_gasPrice": self._gas_price,
+            "eth_getBlockByNumber": self._get_block_by_number,
         }
+        if eip1559:
+            self._methods["eth_maxPriorityFeePerGas"] = self._max_priority_fee
 
     # --- chain state ----------------------------------------------------------------------
 
@@ -96,6 +112,24 @@ class RpcMock:
             self._calls.clear()
             self._dropped = 0
             return n
+
+    def index_senders(self) -> None:
+        """Recover the sender of every transaction not yet indexed (slow: call off the loop)."""
+        from omnidrill.ethsign import sender_and_nonce
+
+        with self._lock:
+            todo = [(h, t["input"]) for h, t in self._txs.items() if h not in self._senders]
+        found = [(h, sender_and_nonce(raw)) for h, raw in todo]
+        with self._lock:
+            for h, who in found:
+                self._remember_sender(h, who)
+
+    def _remember_sender(self, tx_hash: str, who: tuple[str, int] | None) -> None:
+        if tx_hash in self._senders:
+            return
+        self._senders[tx_hash] = who
+        if who is not None:
+            self._nonces.setdefault(who[0], set()).add(who[1])
 
     @property
     def dropped(self) -> int:
@@ -180,7 +214,8 @@ class RpcMock:
                 "receivedAt": time.time(),
             }
             while len(self._txs) > self._max_txs:
-                self._txs.popitem(last=False)
+                gone, _ = self._txs.popitem(last=False)
+                self._senders.pop(gone, None)  # its nonce stays used, as on a chain
         return tx_hash
 
     def _get_transaction_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
@@ -191,6 +226,60 @@ class RpcMock:
             raise InvalidParams(str(exc)) from None
         tx = self._txs.get(tx_hash)
         return dict(tx) if tx else None
+
+    def _get_transaction_count(self, params: list[Any]) -> str:
+        _arity(params, 1, 2)
+        try:
+            address = ethtx.check_address(params[0])
+        except ValueError as exc:
+            raise InvalidParams(str(exc)) from None
+        if len(params) == 2:
+            _check_block(params[1])
+        if any(h not in self._senders for h in self._txs):
+            from omnidrill.ethsign import sender_and_nonce
+
+            for h, tx in self._txs.items():
+                if h not in self._senders:
+                    self._remember_sender(h, sender_and_nonce(tx["input"]))
+        # Every transaction is mined at once, so latest and pending agree: the first free nonce.
+        used = self._nonces.get(address, set())
+        nonce = 0
+        while nonce in used:
+            nonce += 1
+        return hex(nonce)
+
+    def _gas_price(self, params: list[Any]) -> str:
+        _arity(params, 0, 0)
+        return hex(BASE_FEE_WEI + PRIORITY_FEE_WEI)
+
+    def _max_priority_fee(self, params: list[Any]) -> str:
+        _arity(params, 0, 0)
+        return hex(PRIORITY_FEE_WEI)
+
+    def _get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
+        _arity(params, 1, 2)
+        _check_block(params[0])
+        full = params[1] if len(params) == 2 else False
+        if not isinstance(full, bool):
+            raise InvalidParams("the second parameter (full transactions) must be a boolean")
+        latest = self.block_number()
+        tag = params[0]
+        number = {"earliest": 0}.get(tag, latest) if tag in _BLOCK_TAGS else int(tag, 16)
+        if number > latest:
+            return None
+        txs = [dict(t) for t in self._txs.values() if t["blockNumber"] == hex(number)]
+        block: dict[str, Any] = {
+            "number": hex(number),
+            "hash": "0x" + ethtx.keccak256(f"block:{number}".encode()).hex(),
+            "parentHash": "0x" + ethtx.keccak256(f"block:{number - 1}".encode()).hex(),
+            "timestamp": hex(int(_EPOCH_S + number * self.block_time_s)),
+            "gasLimit": hex(30_000_000),
+            "gasUsed": hex(21_000 * len(txs)),
+            "transactions": txs if full else [t["hash"] for t in txs],
+        }
+        if self.eip1559:
+            block["baseFeePerGas"] = hex(BASE_FEE_WEI)
+        return block
 
 
 def _arity(params: list[Any], low: int, high: int) -> None:
@@ -234,9 +323,11 @@ async def _read_limited(request: Request) -> bytes | None:
     return None if size > MAX_BODY_BYTES else b"".join(chunks)
 
 
-def create_rpc_app(name: str, *, chain_id: int = 31337, block_time_s: float = 1.0) -> Starlette:
+def create_rpc_app(
+    name: str, *, chain_id: int = 31337, block_time_s: float = 1.0, eip1559: bool = True
+) -> Starlette:
     """A JSON-RPC 2.0 provider at POST /, with GET/DELETE /__calls (CONTRACT section 6)."""
-    mock = RpcMock(name, chain_id=chain_id, block_time_s=block_time_s)
+    mock = RpcMock(name, chain_id=chain_id, block_time_s=block_time_s, eip1559=eip1559)
 
     async def rpc(request: Request) -> Response:
         if request.method != "POST":
@@ -250,6 +341,9 @@ def create_rpc_app(name: str, *, chain_id: int = 31337, block_time_s: float = 1.
             payload = json.loads(body)
         except (ValueError, RecursionError):
             return _json(_error(None, PARSE_ERROR, "Parse error: the body is not valid JSON"))
+        if b"eth_getTransactionCount" in body:
+            # Recovering senders (and importing eth-account) takes a while: keep the loop free.
+            await asyncio.to_thread(mock.index_senders)
         if isinstance(payload, list):
             if not payload:
                 return _json(_error(None, INVALID_REQUEST, "Invalid Request: empty batch"))
