@@ -20,6 +20,7 @@ import httpx
 from omnidrill import ethtx
 from omnidrill.chaos.traffic import Traffic
 from omnidrill.profile import Resolved
+from omnidrill.txsource import TxSource, tx_source
 
 TEST_NET = ipaddress.ip_network("198.18.0.0/15")
 PACE_SHARE = 0.8  # of the limit, as R2 allows without a 429
@@ -128,9 +129,21 @@ class DrillClient:
         )
         lim = self.profile.limits
         self.pacer = Pacer(lim.rate_limit, lim.rate_window_s) if self.mode == "paced" else None
+        self._txs: TxSource | None = None
+        self._txs_lock = threading.Lock()
+
+    @property
+    def txs(self) -> TxSource:
+        """Random hex or signed transfers, as the profile's trade says; made at the first trade."""
+        with self._txs_lock:
+            if self._txs is None:
+                self._txs = tx_source(self.resolved)
+            return self._txs
 
     def close(self) -> None:
         self._http.close()
+        if self._txs is not None:
+            self._txs.close()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -168,7 +181,7 @@ class DrillClient:
         """The function's default body merged with the step's; trades get a fresh tx."""
         merged = {**DEFAULT_BODIES.get(function, {}), **(body or {})}
         if function == "execute-trade" and "raw_tx" not in merged:
-            merged["raw_tx"] = shared_tx or ethtx.random_raw_tx()
+            merged["raw_tx"] = shared_tx or self.txs.fresh()
         return merged
 
     # -- sending --------------------------------------------------------------------------
@@ -243,6 +256,8 @@ class DrillClient:
                 answer.tx_hash = ethtx.tx_hash(answer.raw_tx)
             except ValueError:
                 answer.tx_hash = None
+            if function == "execute-trade" and status == 200:
+                self.txs.note_sent(answer.raw_tx)  # its nonce is spent on the chain
         self.traffic.record(
             ts=started,
             source=source,

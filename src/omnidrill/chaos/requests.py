@@ -56,9 +56,7 @@ def instances_of(rt: Runtime, spec: RequestSpec) -> list[str]:
 def start_traffic(rt: Runtime, spec: RequestSpec) -> StepTraffic:
     st = StepTraffic()
     if spec.tx == "shared":
-        from omnidrill import ethtx
-
-        st.shared_tx = ethtx.random_raw_tx()
+        st.shared_tx = rt.client.txs.fresh()
     if spec.idempotency_key == "fresh":
         st.idempotency_key = f"omnidrill-{rt.run_id}-{uuid.uuid4().hex[:12]}"
     elif spec.idempotency_key is not None:
@@ -68,6 +66,12 @@ def start_traffic(rt: Runtime, spec: RequestSpec) -> StepTraffic:
 
 def send_round(rt: Runtime, spec: RequestSpec, st: StepTraffic, source: str) -> list[Answer]:
     """Every request of one round (functions x instances x count), concurrently."""
+    # One batch: the round's fresh transactions get consecutive nonces (txsource's notes).
+    with rt.client.txs.batch():
+        return _send_round(rt, spec, st, source)
+
+
+def _send_round(rt: Runtime, spec: RequestSpec, st: StepTraffic, source: str) -> list[Answer]:
     body = rt.resolve(spec.body) if spec.body is not None else None
     extra_headers = {k: str(v) for k, v in rt.resolve(spec.headers).items()}
     headers = {**rt.client.key_headers(spec.key, spec.key_in), **extra_headers}

@@ -39,11 +39,12 @@ def skip_reason(resolved: Resolved, drill: DrillFile) -> str | None:
     if any(_trades(s) for s in steps):
         if not p.trade.allow_broadcast:
             return "the drill sends trades and the profile has no trade.allow_broadcast"
-        if p.trade.signer_key is not None:
+        if p.trade.signer_key is not None and not (
+            resolved.rpc_url("primary") or resolved.rpc_url("fallback")
+        ):
             return (
-                "the drill sends trades and the profile signs them with trade.signer_key, "
-                "which this version of omnidrill cannot do yet (use raw_tx: random on test "
-                "providers)"
+                "the drill sends trades signed with trade.signer_key, and signing needs "
+                "rpc_direct routes to read the chain id, nonce and fees"
             )
         cap = p.trade.max_amount_usd
         for s in steps:
