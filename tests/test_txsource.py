@@ -194,3 +194,38 @@ def test_the_key_is_registered_for_scrubbing_and_never_printed(key: str) -> None
     assert key[2:].lower() not in scrubbed.lower()
     assert wallet.address in scrubbed
     assert key[2:] not in repr(wallet)
+
+
+def test_signing_profiles_run_trading_drills_given_an_rpc_route(key: str) -> None:
+    from pathlib import Path
+
+    from omnidrill.chaos.models import DrillFile
+    from omnidrill.chaos.requirements import skip_reason
+    from omnidrill.profile import template_variables
+    from omnidrill.spec.loader import load_file
+
+    trade = {"signer_key": {"env": ENV}, "allow_broadcast": True}
+    routed = profile(trade, "http://127.0.0.1:8545", None)
+    chaos = Path(__file__).resolve().parents[1] / "chaos"
+    for name in ("kill-switch", "approval-flow", "idempotency"):
+        drill = load_file(chaos / f"{name}.yaml", variables=template_variables(routed, {})).model
+        assert skip_reason(resolve(routed, {ENV: key}), drill) is None, name
+    # a drill that trades but checks nothing on the chain still needs a route to sign
+    trades_only = DrillFile.model_validate(
+        {
+            "title": "a trade",
+            "description": "one trade",
+            "contract": ["C2"],
+            "steady_state": [{"check": "http", "function": "healthz", "expect": {"status": 200}}],
+            "method": [
+                {
+                    "check": "http",
+                    "function": "execute-trade",
+                    "clause": "C2",
+                    "expect": {"status": 200},
+                }
+            ],
+        }
+    )
+    why = skip_reason(resolve(profile(trade, None, None), {ENV: key}), trades_only)
+    assert why is not None and "rpc_direct" in why and "signer_key" in why
