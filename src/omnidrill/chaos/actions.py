@@ -55,6 +55,7 @@ def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
         {"values": {**old, "updated_by": before.get("updated_by")}},
         f"restore {', '.join(f'{k}={v!r}' for k, v in old.items())}",
     )
+    audit_before = _audit_ids(rt) if step.id else None
     changed_at = time.time()
     after = rt.world.store.patch_row(CONTROLS, rt.world.row_id, {**step.set, "updated_by": marker})
     rt.mark_changed()
@@ -65,9 +66,19 @@ def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
             "old": old,
             "updated_by": marker,
             "at": changed_at,
+            "audit_before": audit_before,
         }
     res.verdict = "done"
     pause_hook(rt)
+
+
+def _audit_ids(rt: Runtime) -> list[Any] | None:
+    """Ids of the audit rows already there, so `audit.changed` counts only this change's rows
+    (an earlier drill may have made the same change seconds ago); None when unreadable."""
+    try:
+        return [r.get("id") for r in rt.world.store.audit_rows(200) if r.get("id") is not None]
+    except Exception:  # the audit check itself will say what is wrong with the audit log
+        return None
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:

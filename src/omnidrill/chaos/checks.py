@@ -371,9 +371,14 @@ def run_audit_changed(rt: Runtime, step: AuditChangedCheck, res: StepResult) -> 
     while True:
         rows = rt.world.store.audit_rows(200)
         matching = [r for r in rows if _audit_matches(r, change)]
-        # Rows older than the change (an earlier drill's) never count; clocks may differ a bit.
+        # Rows older than the change (an earlier drill's) never count: those that were there
+        # before it, and by time (clocks may differ a bit) where the ids could not be read.
+        before = set(change.get("audit_before") or ())
         matching = [
-            r for r in matching if (ts := _created_ts(r)) is None or ts >= change["at"] - 5.0
+            r
+            for r in matching
+            if r.get("id") not in before
+            and ((ts := _created_ts(r)) is None or ts >= change["at"] - 5.0)
         ]
         if len(matching) >= step.count or time.monotonic() > deadline:
             break
