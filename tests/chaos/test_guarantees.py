@@ -458,11 +458,17 @@ def test_background_load_split_per_phase(stack: Stack, tmp_path: Path) -> None:
 
     path = tmp_path / "chaos" / "bg.yaml"
     path.parent.mkdir()
-    path.write_text(BACKGROUND_DRILL.format(scenario=ROOT / "scenarios" / "steady-read.yaml"))
+    # the background scenario is a template too, and sees the run's --var
+    scenario = tmp_path / "scenarios" / "steady-read.yaml"
+    scenario.parent.mkdir()
+    text = (ROOT / "scenarios" / "steady-read.yaml").read_text()
+    assert "\nusers: 4\n" in text
+    scenario.write_text(text.replace("\nusers: 4\n", "\nusers: {{ bg_users }}\n"))
+    path.write_text(BACKGROUND_DRILL.format(scenario=scenario))
     code = run(
         [path],
         _profile(stack),
-        RunOptions(target="x", report_dir=tmp_path / "r"),
+        RunOptions(target="x", report_dir=tmp_path / "r", variables={"bg_users": 3}),
         printer=Progress(),
     )
     import json

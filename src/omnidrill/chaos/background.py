@@ -29,11 +29,17 @@ def scenario_path(drill_file: str | Path, bg: Background) -> Path:
     return path
 
 
-def start_background(rt: Runtime, bg: Background, report_dir: Path, max_s: float) -> Any:
+def start_background(
+    rt: Runtime,
+    bg: Background,
+    report_dir: Path,
+    max_s: float,
+    variables: dict[str, Any] | None = None,
+) -> Any:
     from omnidrill.load.runner import BackgroundLoad, load_scenario
 
     path = scenario_path(rt.drill, bg)
-    scenario = load_scenario(path, variables=template_variables(rt.profile, {}))
+    scenario = load_scenario(path, variables=template_variables(rt.profile, variables or {}))
     out = report_dir / "background" / Path(rt.drill).stem
     load = BackgroundLoad(scenario, rt.profile, out_dir=out, max_duration_s=max_s, phase="steady")
     load.start()

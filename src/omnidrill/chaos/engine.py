@@ -100,6 +100,7 @@ class RunContext:
     in_rollback: bool = False
     mute_monitors: bool = False
     interrupted: str = ""  # a signal that arrived while rollbacks ran
+    variables: dict[str, Any] = field(default_factory=dict)  # --var, for background scenarios
 
 
 def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
@@ -513,7 +514,9 @@ def _start_background(rt: Runtime, drill: DrillFile, ctx: RunContext) -> None:
     from omnidrill.chaos.background import start_background
 
     report_dir = ctx.journal.path.parent
-    rt.background = start_background(rt, drill.background, report_dir, drill.max_duration + 120)
+    rt.background = start_background(
+        rt, drill.background, report_dir, drill.max_duration + 120, ctx.variables
+    )
 
 
 def _stop_background(rt: Runtime, out: DrillOutcome) -> None:

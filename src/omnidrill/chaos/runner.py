@@ -211,6 +211,7 @@ def _run_locked(
         journal=journal,
         printer=printer,
         mute_monitors=opts.mute_monitors,
+        variables=opts.variables,
     )
     outcomes: list[DrillOutcome] = []
     scenario_rows: list[dict[str, Any]] = []
