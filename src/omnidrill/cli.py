@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from omnidrill import __version__, secrets
+from omnidrill.cliutil import VarOption
 from omnidrill.errors import ExitCode, OmnidrillError
 
 app = typer.Typer(
@@ -25,11 +26,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-
-VarOption = Annotated[
-    list[str] | None,
-    typer.Option("--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"),
-]
 
 
 def _version(value: bool) -> None:
@@ -70,13 +66,18 @@ def validate(
     context = template_variables(profile, variables)
     files = list(paths) if paths else discover(Path.cwd())
 
+    observe_context: dict | None = None
+
     def variables_for(path: Path) -> dict:
+        nonlocal observe_context
         kind = kind_from_folder(path)
         if kind is not None and kind.name == "target":
             return variables
         if kind is not None and kind.name in OBSERVE_KINDS:
             # monitors and dashboards are rendered per environment (--var env=NAME)
-            return validation_variables(Path.cwd(), context)
+            if observe_context is None:
+                observe_context = validation_variables(Path.cwd(), context)
+            return observe_context
         return context
 
     loaded, problems = validate_paths(files, variables_for)

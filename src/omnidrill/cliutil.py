@@ -58,11 +58,3 @@ def load_profile(arg: str, variables: dict[str, Any] | None = None) -> TargetPro
         )
     spec = load_file(path, kind="target", variables=variables or {})
     return spec.model  # type: ignore[no-any-return]
-
-
-def is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
