@@ -127,6 +127,14 @@ from omnidrill.demo import demo  # noqa: E402
 app.command("demo")(demo)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors; recent Typer vendors its own click, whose errors are TyperException."""
+    import click
+
+    own = getattr(typer, "TyperException", None)
+    return (click.ClickException, own) if isinstance(own, type) else (click.ClickException,)
+
+
 def main() -> None:
     """Entry point: run the app and turn omnidrill errors into a message and an exit code."""
     try:
@@ -143,11 +151,9 @@ def main() -> None:
         sys.exit(int(ExitCode.ABORTED))
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.ABORTED))
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:  # usage errors: a bad flag, a missing argument
+        if isinstance(exc, _usage_errors()):
+            exc.show()  # type: ignore[attr-defined]
             sys.exit(int(ExitCode.BAD_INPUT))
         raise
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -146,3 +146,38 @@ def test_unknown_schema_kind(project: Path) -> None:
     res = run_cli("schema", "nonsense", cwd=project)
     assert res.returncode == 2
     assert "unknown kind 'nonsense'" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["run"], "Missing argument"),
+        (["up", "--instances", "x"], "Invalid value for '--instances'"),
+        (["validate", "--target"], "requires an argument"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message_not_a_traceback(
+    project: Path, args: list[str], message: str
+) -> None:
+    res = run_cli(*args, cwd=project)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_up_refuses_a_bad_contract_environment_variable_before_starting(project: Path) -> None:
+    import os
+
+    env = {**os.environ, "TRUST_FORWARDED_FOR": "maybe"}
+    res = subprocess.run(
+        [sys.executable, "-m", "omnidrill.cli", "up", "--profile-out", "p.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert res.returncode == 2
+    assert "TRUST_FORWARDED_FOR" in res.stderr and "valid boolean" in res.stderr
+    assert not (project / "p.yaml").exists()

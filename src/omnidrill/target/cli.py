@@ -22,26 +22,6 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
-def _env_int(name: str) -> int | None:
-    value = _env(name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise typer.BadParameter(f"environment variable {name} must be an integer") from None
-
-
-def _env_float(name: str) -> float | None:
-    value = _env(name)
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise typer.BadParameter(f"environment variable {name} must be a number") from None
-
-
 def up(
     profile_out: Annotated[
         Path, typer.Option("--profile-out", help="where to write the target profile")
@@ -62,11 +42,13 @@ def up(
     ] = 1,
     postgres: Annotated[
         str | None,
-        typer.Option("--postgres", help="Postgres DSN for the control tables [env DATABASE_URL]"),
+        typer.Option(
+            "--postgres", help="Postgres DSN for the control tables", envvar="DATABASE_URL"
+        ),
     ] = None,
     redis: Annotated[
         str | None,
-        typer.Option("--redis", help="Redis URL for limiter and idempotency [env REDIS_URL]"),
+        typer.Option("--redis", help="Redis URL for limiter and idempotency", envvar="REDIS_URL"),
     ] = None,
     redis_prefix: Annotated[
         str, typer.Option("--redis-prefix", help="prefix of every Redis key")
@@ -80,42 +62,46 @@ def up(
         ),
     ] = False,
     rate_limit: Annotated[
-        int | None, typer.Option("--rate-limit", help="requests per window [env RATE_LIMIT]")
+        int | None, typer.Option("--rate-limit", help="requests per window", envvar="RATE_LIMIT")
     ] = None,
     rate_window_s: Annotated[
-        int | None, typer.Option("--rate-window-s", help="window in seconds [env RATE_WINDOW_S]")
+        int | None,
+        typer.Option("--rate-window-s", help="window in seconds", envvar="RATE_WINDOW_S"),
     ] = None,
     rate_algorithm: Annotated[
         str, typer.Option("--rate-algorithm", help="fixed_window or sliding_window")
     ] = "fixed_window",
     approval_ttl_s: Annotated[
         float | None,
-        typer.Option("--approval-ttl-s", help="pending approvals expire [env APPROVAL_TTL_S]"),
+        typer.Option("--approval-ttl-s", help="pending approvals expire", envvar="APPROVAL_TTL_S"),
     ] = None,
     rpc_timeout_ms: Annotated[
         int | None,
-        typer.Option("--rpc-timeout-ms", help="per provider attempt [env RPC_TIMEOUT_MS]"),
+        typer.Option("--rpc-timeout-ms", help="per provider attempt", envvar="RPC_TIMEOUT_MS"),
     ] = None,
     controls_ttl_ms: Annotated[
         int | None,
-        typer.Option("--controls-ttl-ms", help="controls cache [env CONTROLS_TTL_MS]"),
+        typer.Option("--controls-ttl-ms", help="controls cache", envvar="CONTROLS_TTL_MS"),
     ] = None,
     controls_timeout_ms: Annotated[
         int | None,
-        typer.Option("--controls-timeout-ms", help="one controls read [env CONTROLS_TIMEOUT_MS]"),
+        typer.Option(
+            "--controls-timeout-ms", help="one controls read", envvar="CONTROLS_TIMEOUT_MS"
+        ),
     ] = None,
     trust_forwarded_for: Annotated[
         bool,
         typer.Option(
             "--trust-forwarded-for/--no-trust-forwarded-for",
-            help="count clients by X-Forwarded-For [env TRUST_FORWARDED_FOR]",
+            help="count clients by X-Forwarded-For",
+            envvar="TRUST_FORWARDED_FOR",
         ),
     ] = True,
     datadog: Annotated[
         bool, typer.Option("--datadog", help="send metrics to Datadog (DD_API_KEY, DD_SITE)")
     ] = False,
     sentry_dsn: Annotated[
-        str | None, typer.Option("--sentry-dsn", help="send errors to Sentry [env SENTRY_DSN]")
+        str | None, typer.Option("--sentry-dsn", help="send errors to Sentry", envvar="SENTRY_DSN")
     ] = None,
     log_file: Annotated[
         Path | None,
@@ -135,37 +121,29 @@ def up(
         raise typer.BadParameter(
             f"--rate-algorithm must be one of {', '.join(RATE_ALGORITHMS)}, got {rate_algorithm!r}"
         )
-    env_trust = _env("TRUST_FORWARDED_FOR")
+    # Flags win over the environment variables of CONTRACT section 8 (typer's envvar=).
     opts = StackOptions(
         run_dir=run_dir or Path(".omnidrill"),
         profile_out=profile_out,
         host=host,
         base_port=base_port,
         instances=instances,
-        postgres=postgres or _env("DATABASE_URL"),
-        redis=redis or _env("REDIS_URL"),
+        postgres=postgres,
+        redis=redis,
         redis_prefix=redis_prefix,
         fast=fast,
-        rate_limit=rate_limit if rate_limit is not None else _env_int("RATE_LIMIT"),
-        rate_window_s=rate_window_s if rate_window_s is not None else _env_int("RATE_WINDOW_S"),
+        rate_limit=rate_limit,
+        rate_window_s=rate_window_s,
         rate_algorithm=rate_algorithm,
-        approval_ttl_s=approval_ttl_s
-        if approval_ttl_s is not None
-        else _env_float("APPROVAL_TTL_S"),
-        rpc_timeout_ms=rpc_timeout_ms if rpc_timeout_ms is not None else _env_int("RPC_TIMEOUT_MS"),
-        controls_ttl_ms=controls_ttl_ms
-        if controls_ttl_ms is not None
-        else _env_int("CONTROLS_TTL_MS"),
-        controls_timeout_ms=controls_timeout_ms
-        if controls_timeout_ms is not None
-        else _env_int("CONTROLS_TIMEOUT_MS"),
+        approval_ttl_s=approval_ttl_s,
+        rpc_timeout_ms=rpc_timeout_ms,
+        controls_ttl_ms=controls_ttl_ms,
+        controls_timeout_ms=controls_timeout_ms,
         anon_key=_env("ANON_KEY"),
         service_role_key=_env("SERVICE_ROLE_KEY"),
-        trust_forwarded_for=trust_forwarded_for
-        if env_trust is None
-        else env_trust.lower() in ("1", "true", "yes", "on"),
+        trust_forwarded_for=trust_forwarded_for,
         datadog=datadog,
-        sentry_dsn=sentry_dsn or _env("SENTRY_DSN"),
+        sentry_dsn=sentry_dsn,
         log_file=log_file,
     )
     console = Console()
