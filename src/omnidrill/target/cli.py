@@ -69,7 +69,10 @@ def up(
         typer.Option("--rate-window-s", help="window in seconds", envvar="RATE_WINDOW_S"),
     ] = None,
     rate_algorithm: Annotated[
-        str, typer.Option("--rate-algorithm", help="fixed_window or sliding_window")
+        str,
+        typer.Option(
+            "--rate-algorithm", help="fixed_window or sliding_window", envvar="RATE_ALGORITHM"
+        ),
     ] = "fixed_window",
     approval_ttl_s: Annotated[
         float | None,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from omnidrill.errors import UsageError
@@ -79,50 +77,3 @@ class FunctionsConfig:
 
     def with_(self, **changes: Any) -> FunctionsConfig:
         return replace(self, **changes)
-
-
-# Environment variable → (field, parser); CONTRACT section 8.
-def _bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in {"1", "true", "yes", "on"}:
-        return True
-    if low in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"expected true/false, got {text!r}")
-
-
-ENV_VARS: dict[str, tuple[str, Any]] = {
-    "RPC_PRIMARY_URL": ("rpc_primary_url", str),
-    "RPC_FALLBACK_URL": ("rpc_fallback_url", str),
-    "CONTROL_API_URL": ("control_api_url", str),
-    "ANON_KEY": ("anon_key", str),
-    "SERVICE_ROLE_KEY": ("service_role_key", str),
-    "REDIS_URL": ("redis_url", str),
-    "RATE_LIMIT": ("rate_limit", int),
-    "RATE_WINDOW_S": ("rate_window_s", int),
-    "RATE_ALGORITHM": ("rate_algorithm", str),
-    "APPROVAL_TTL_S": ("approval_ttl_s", float),
-    "RPC_TIMEOUT_MS": ("rpc_timeout_ms", int),
-    "CONTROLS_TTL_MS": ("controls_ttl_ms", int),
-    "CONTROLS_TIMEOUT_MS": ("controls_timeout_ms", int),
-    "TRUST_FORWARDED_FOR": ("trust_forwarded_for", _bool),
-}
-
-
-def config_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> FunctionsConfig:
-    """Build a config from environment variables; explicit overrides win."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    for var, (name, parse) in ENV_VARS.items():
-        if var in env and env[var] != "":
-            try:
-                values[name] = parse(env[var])
-            except ValueError as exc:
-                raise UsageError(f"environment variable {var}: {exc}") from None
-    known = {f.name for f in fields(FunctionsConfig)}
-    for name, value in overrides.items():
-        if name not in known:
-            raise UsageError(f"unknown functions setting {name!r}")
-        if value is not None:
-            values[name] = value
-    return FunctionsConfig(**values)
