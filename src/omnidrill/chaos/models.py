@@ -20,6 +20,7 @@ from pydantic import (
 
 from omnidrill.load.models import ThresholdExpr
 from omnidrill.spec.base import SpecModel
+from omnidrill.spec.units import parse_duration
 
 # --- vocabulary of the contract ---------------------------------------------------------------
 
@@ -78,25 +79,6 @@ CLAUSE_RE = re.compile(r"^(C[1-7]|S[12]|A[1-4]|R[1-7]|I[12]|P[1-3])$")
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # --- durations -------------------------------------------------------------------------------
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from `100ms`, `1.5s`, `2m`, `1h` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '100ms', '2s' or '1m', found {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration like '100ms', '2s' or '1m', found {value!r}")
-    if seconds < 0:
-        raise ValueError(f"expected a duration >= 0, found {value!r}")
-    return seconds
-
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

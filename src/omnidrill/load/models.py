@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +19,7 @@ from pydantic import (
 from omnidrill.load.generators import unknown_placeholders
 from omnidrill.load.thresholds import ThresholdError, parse_threshold
 from omnidrill.spec.base import SpecModel
+from omnidrill.spec.units import parse_duration
 
 # Contract defaults of the answers a task may name instead of a number (CONTRACT.md).
 NAMED_STATUSES: dict[str, int] = {
@@ -39,28 +39,7 @@ NAMED_STATUSES: dict[str, int] = {
     "bad_request": 400,
 }
 FUNCTIONS = ("healthz", "omnilink-agent", "wallet-balance", "execute-trade")
-_DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
-)
 RATE_CLAUSES = ("R1", "R2", "R3", "R4", "R5", "R6")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from `20s`, `5m`, `1h30m`, `1m30s` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(
-            f"expected a duration like '20s', '5m' or a number of seconds, found {value!r}"
-        )
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)) and any(m.groups()):
-        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-        seconds = h * 3600 + mi * 60 + s
-    else:
-        raise ValueError(f"expected a duration like '20s', '5m', '1h30m', found {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"expected a positive duration, found {value!r}")
-    return seconds
 
 
 class Pacing(SpecModel):
@@ -186,7 +165,10 @@ class LoadScenario(SpecModel):
     @field_validator("duration", mode="before")
     @classmethod
     def _duration(cls, v: object) -> float:
-        return parse_duration(v)
+        seconds = parse_duration(v)
+        if seconds <= 0:
+            raise ValueError(f"expected a positive duration, found {v!r}")
+        return seconds
 
     @field_validator("thresholds")
     @classmethod
