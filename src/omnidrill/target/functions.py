@@ -109,8 +109,10 @@ def build_backends(cfg: FunctionsConfig) -> Backends:
             MemoryRateLimiter(cfg.rate_limit, cfg.rate_window_s, cfg.rate_algorithm),
             MemoryIdempotencyStore(ttl_s=cfg.idempotency_ttl_s),
         )
-    # A cut Redis path must not hold a request past rpc_timeout (R7).
-    op_timeout = max(0.1, min(1.0, cfg.rpc_timeout_s / 4))
+    # A cut or slow Redis path must not hold a request past rpc_timeout (R7): the first Redis
+    # operation that times out answers 503, so half of rpc_timeout per operation is safe, and
+    # a quarter (200 ms with --fast) read a busy event loop as a Redis outage.
+    op_timeout = max(0.1, min(1.0, cfg.rpc_timeout_s / 2))
     client = aioredis.Redis.from_url(
         cfg.redis_url,
         socket_connect_timeout=op_timeout,
