@@ -186,20 +186,14 @@ class RpcMock:
 
     def _get_balance(self, params: list[Any]) -> str:
         _arity(params, 1, 2)
-        try:
-            address = ethtx.check_address(params[0])
-        except ValueError as exc:
-            raise InvalidParams(str(exc)) from None
+        address = _param(ethtx.check_address, params[0])
         if len(params) == 2:
             _check_block(params[1])
         return hex(self.balance_of(address))
 
     def _send_raw_transaction(self, params: list[Any]) -> str:
         _arity(params, 1, 1)
-        try:
-            tx_hash = ethtx.tx_hash(params[0])
-        except ValueError as exc:
-            raise InvalidParams(str(exc)) from None
+        tx_hash = _param(ethtx.tx_hash, params[0])
         if tx_hash not in self._txs:
             # A resend of a known transaction is answered with its hash and changes nothing.
             block = self.block_number()
@@ -220,19 +214,13 @@ class RpcMock:
 
     def _get_transaction_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
         _arity(params, 1, 1)
-        try:
-            tx_hash = ethtx.check_tx_hash(params[0])
-        except ValueError as exc:
-            raise InvalidParams(str(exc)) from None
+        tx_hash = _param(ethtx.check_tx_hash, params[0])
         tx = self._txs.get(tx_hash)
         return dict(tx) if tx else None
 
     def _get_transaction_count(self, params: list[Any]) -> str:
         _arity(params, 1, 2)
-        try:
-            address = ethtx.check_address(params[0])
-        except ValueError as exc:
-            raise InvalidParams(str(exc)) from None
+        address = _param(ethtx.check_address, params[0])
         if len(params) == 2:
             _check_block(params[1])
         if any(h not in self._senders for h in self._txs):
@@ -280,6 +268,14 @@ class RpcMock:
         if self.eip1559:
             block["baseFeePerGas"] = hex(BASE_FEE_WEI)
         return block
+
+
+def _param(check: Callable[[Any], str], value: Any) -> str:
+    """A parameter read by an ethtx check; its ValueError is JSON-RPC's invalid params."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InvalidParams(str(exc)) from None
 
 
 def _arity(params: list[Any], low: int, high: int) -> None:
