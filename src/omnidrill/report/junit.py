@@ -77,38 +77,38 @@ def _check_case(check: CheckView, classname: str) -> Case:
     )
 
 
+def _outcome_case(
+    name: str,
+    classname: str,
+    verdict: str,
+    reason: str | None,
+    duration_s: float | None,
+    cases: list[Case],
+) -> list[Case]:
+    """One case for a drill's or scenario's own outcome, where none of its cases carries it."""
+    carried = any(c.outcome in {"failure", "error"} for c in cases)
+    if verdict == "skipped" and not cases:
+        return [Case(name, classname, 0.0, "skipped", reason or "skipped")]
+    if verdict in ERROR_VERDICTS and not carried:
+        return [
+            Case(name, classname, duration_s or 0.0, "error", reason or verdict, verdict, reason)
+        ]
+    if verdict == "failed" and not carried:
+        return [
+            Case(
+                name, classname, duration_s or 0.0, "failure", reason or "failed", "failed", reason
+            )
+        ]
+    return []
+
+
 def drill_cases(drill: DrillView, target: str) -> list[Case]:
     """The drill's checks as cases, plus one case for a drill-level outcome no check carries."""
     classname = f"omnidrill.{target}.{drill.name}"
     cases = [_check_case(c, classname) for c in drill.checks]
-    carried = any(c.outcome in {"failure", "error"} for c in cases)
-    if drill.verdict == "skipped" and not cases:
-        cases.append(Case("drill", classname, 0.0, "skipped", drill.reason or "skipped"))
-    elif drill.verdict in ERROR_VERDICTS and not carried:
-        cases.append(
-            Case(
-                "drill",
-                classname,
-                drill.duration_s or 0.0,
-                "error",
-                drill.reason or drill.verdict,
-                drill.verdict,
-                drill.reason,
-            )
-        )
-    elif drill.verdict == "failed" and not carried:
-        cases.append(
-            Case(
-                "drill",
-                classname,
-                drill.duration_s or 0.0,
-                "failure",
-                drill.reason or "failed",
-                "failed",
-                drill.reason,
-            )
-        )
-    return cases
+    return cases + _outcome_case(
+        "drill", classname, drill.verdict, drill.reason, drill.duration_s, cases
+    )
 
 
 def scenario_cases(s: ScenarioView, target: str) -> list[Case]:
@@ -126,34 +126,7 @@ def scenario_cases(s: ScenarioView, target: str) -> list[Case]:
         for t in s.thresholds
     ]
     cases += [_check_case(c, classname) for c in s.checks]
-    carried = any(c.outcome in {"failure", "error"} for c in cases)
-    if s.verdict in ERROR_VERDICTS and not carried:
-        cases.append(
-            Case(
-                "scenario",
-                classname,
-                s.duration_s or 0.0,
-                "error",
-                s.reason or s.verdict,
-                s.verdict,
-                s.reason,
-            )
-        )
-    elif s.verdict == "failed" and not carried:
-        cases.append(
-            Case(
-                "scenario",
-                classname,
-                s.duration_s or 0.0,
-                "failure",
-                s.reason or "failed",
-                "failed",
-                s.reason,
-            )
-        )
-    elif s.verdict == "skipped" and not cases:
-        cases.append(Case("scenario", classname, 0.0, "skipped", s.reason or "skipped"))
-    return cases
+    return cases + _outcome_case("scenario", classname, s.verdict, s.reason, s.duration_s, cases)
 
 
 def _suite(
