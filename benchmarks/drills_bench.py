@@ -26,7 +26,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=2)
     args = ap.parse_args()
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     with tempfile.TemporaryDirectory(prefix="drills-bench-") as tmp:
         tmp_path = Path(tmp)

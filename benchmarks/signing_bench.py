@@ -16,9 +16,9 @@ import time
 from datetime import UTC, datetime
 
 from omnidrill.profile import TargetProfile, resolve
-from omnidrill.target.rpc_mock import create_rpc_app
-from omnidrill.target.serving import serve_in_thread
 from omnidrill.txsource import tx_source
+from omnihub_ref.rpc_mock import create_rpc_app
+from omnihub_ref.serving import serve_in_thread
 
 
 def main() -> None:

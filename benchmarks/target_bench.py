@@ -140,7 +140,7 @@ def bare_server() -> Iterator[str]:
 
 @contextlib.contextmanager
 def stack(args: list[str], tmp: Path) -> Iterator[tuple[str, str]]:
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     _pinned(SERVER_CPU)
     try:

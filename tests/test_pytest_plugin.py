@@ -40,7 +40,7 @@ def suite(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def stack_profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     with launch_stack(["--fast", "--base-port", "0"], tmp_path_factory.mktemp("stack")) as (
         path,

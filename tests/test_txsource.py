@@ -15,9 +15,9 @@ from omnidrill.errors import Inconclusive, UsageError
 from omnidrill.ethsign import Wallet
 from omnidrill.netutil import free_port
 from omnidrill.profile import TargetProfile, resolve
-from omnidrill.target.rpc_mock import BASE_FEE_WEI, PRIORITY_FEE_WEI, create_rpc_app
-from omnidrill.target.serving import serve_in_thread
 from omnidrill.txsource import RandomTx, SignedTransfers, tx_source
+from omnihub_ref.rpc_mock import BASE_FEE_WEI, PRIORITY_FEE_WEI, create_rpc_app
+from omnihub_ref.serving import serve_in_thread
 
 ENV = "OMNIDRILL_TEST_WALLET_KEY"
 

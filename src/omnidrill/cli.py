@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -101,9 +102,20 @@ def schema(
 
 
 # --- commands registered by each area ---
-from omnidrill.target.cli import up as target_up  # noqa: E402
 
-app.command("up")(target_up)
+
+@app.command(
+    "up",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def up(ctx: typer.Context) -> None:
+    """Start the reference OmniHub stack (`omnidrill up --help` lists its flags)."""
+    # The harness never imports the stack it judges: `up` hands its arguments to the
+    # reference package's own command, in place of this process so signals reach it directly.
+    os.execv(sys.executable, [sys.executable, "-m", "omnihub_ref", *ctx.args])
+
+
 from omnidrill.observe.cli import dashboards_app, monitors_app  # noqa: E402
 
 app.add_typer(monitors_app, name="monitors")

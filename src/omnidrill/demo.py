@@ -64,7 +64,7 @@ def run_demo(
     """Run the demo; (the run's exit code, the run's report folder)."""
     from omnidrill.chaos.runner import RunOptions, default_report_dir, run
     from omnidrill.cliutil import load_profile
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     files = _inputs(root)
     work = root / WORK_DIR

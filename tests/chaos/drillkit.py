@@ -47,7 +47,7 @@ class Stack:
 @contextlib.contextmanager
 def start_stack(tmp: Path, *args: str, fault: str | None = None) -> Iterator[Stack]:
     """The reference stack (`--fast`, OS-chosen ports); `fault` replaces one behaviour."""
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     env = {}
     if fault:

@@ -20,7 +20,7 @@ def fake_pair() -> Iterator[list[int]]:
 @pytest.fixture(scope="module")
 def reference_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The reference stack, embedded backends, default limits (100 per 60 s): yields its profile."""
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     with launch_stack(["--base-port", "0"], tmp_path_factory.mktemp("stack")) as (_, profile):
         yield profile

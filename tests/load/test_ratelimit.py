@@ -90,7 +90,7 @@ def test_one_client_takes_turns_where_forwarded_for_is_not_trusted(
 
 
 def test_reference_stack_embedded_two_instances(tmp_path: Path) -> None:
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     args = ["--base-port", "0", "--fast", "--instances", "2"]
     with launch_stack(args, tmp_path / "stack") as (_, profile):
@@ -102,7 +102,7 @@ def test_reference_stack_embedded_two_instances(tmp_path: Path) -> None:
 def test_reference_stack_two_instances_over_redis_sliding(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     # Not --fast: its 800 ms RPC timeout gives Redis calls 200 ms, and a limiter call slower
     # than that on a busy machine fails open for reads (R7), which R1 then rightly reports.

@@ -33,11 +33,11 @@ async def _drive(log: io.StringIO) -> None:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from omnidrill.target.config import FunctionsConfig
-    from omnidrill.target.functions import Functions, build_backends
-    from omnidrill.target.rpc_mock import create_rpc_app
-    from omnidrill.target.serving import serve_app
-    from omnidrill.target.telemetry import Telemetry
+    from omnihub_ref.config import FunctionsConfig
+    from omnihub_ref.functions import Functions, build_backends
+    from omnihub_ref.rpc_mock import create_rpc_app
+    from omnihub_ref.serving import serve_app
+    from omnihub_ref.telemetry import Telemetry
 
     answer: dict[str, tuple[int, object]] = {"now": (200, [ROW])}
 

@@ -13,7 +13,7 @@ from .runs import ABORTED, FAILING, PASSING, run_drills
 @pytest.fixture(scope="session")
 def stack_profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`omnidrill up --fast` on OS-chosen ports; the path of the profile it wrote."""
-    from omnidrill.target.launch import launch_stack
+    from omnidrill.launch import launch_stack
 
     with launch_stack(["--fast", "--base-port", "0"], tmp_path_factory.mktemp("stack")) as (
         path,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from stackclient import Target
 
-from omnidrill.target.launch import launch_stack
+from omnidrill.launch import launch_stack
 
 _FAST = ["--fast", "--base-port", "0", "--instances", "2"]
 

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from omnidrill.target.control_api import create_control_app
-from omnidrill.target.serving import serve_in_thread
-from omnidrill.target.stores import Store, open_store
-from omnidrill.target.stores.schema import CONTROLS_ROW_ID
+from omnihub_ref.control_api import create_control_app
+from omnihub_ref.serving import serve_in_thread
+from omnihub_ref.stores import Store, open_store
+from omnihub_ref.stores.schema import CONTROLS_ROW_ID
 
 ANON = "anon-key-for-tests-0123456789"
 SERVICE = "service-role-key-for-tests-9876543210"

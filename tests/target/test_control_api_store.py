@@ -14,12 +14,12 @@ from psycopg import sql
 
 from omnidrill.errors import UsageError
 from omnidrill.netutil import free_port
-from omnidrill.target.control_api import create_control_app
-from omnidrill.target.serving import serve_in_thread
-from omnidrill.target.stores import open_store
-from omnidrill.target.stores.postgres_store import PostgresStore, migration_files
-from omnidrill.target.stores.query import parse_filters, parse_read
-from omnidrill.target.stores.schema import AUDIT_LOGS, CONTROLS_ROW_ID, EMERGENCY_CONTROLS
+from omnihub_ref.control_api import create_control_app
+from omnihub_ref.serving import serve_in_thread
+from omnihub_ref.stores import open_store
+from omnihub_ref.stores.postgres_store import PostgresStore, migration_files
+from omnihub_ref.stores.query import parse_filters, parse_read
+from omnihub_ref.stores.schema import AUDIT_LOGS, CONTROLS_ROW_ID, EMERGENCY_CONTROLS
 
 SERVICE = "service-role-key-for-store-tests"
 ANON = "anon-key-for-store-tests"
@@ -165,7 +165,7 @@ def test_connections_killed_while_idle_are_replaced(
     pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a database restart (here: its backends terminated) the next request still works."""
-    from omnidrill.target.stores import postgres_store
+    from omnihub_ref.stores import postgres_store
 
     monkeypatch.setattr(postgres_store, "_VALIDATE_AFTER_IDLE_S", 0.0)
     with open_store(pg_dsn, "", pg_schema=pg_schema) as store:

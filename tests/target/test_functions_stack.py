@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from omnidrill.errors import Inconclusive
+from omnidrill.launch import launch_stack
 from omnidrill.profile import TargetProfile
-from omnidrill.target.launch import launch_stack
 
 PROFILE_KEYS = {
     "name",

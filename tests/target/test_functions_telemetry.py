@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omnidrill.target.config import FunctionsConfig
-from omnidrill.target.functions import Functions, build_backends
-from omnidrill.target.rpc_mock import create_rpc_app
-from omnidrill.target.serving import serve_app
-from omnidrill.target.telemetry import DatadogSink, Telemetry
+from omnihub_ref.config import FunctionsConfig
+from omnihub_ref.functions import Functions, build_backends
+from omnihub_ref.rpc_mock import create_rpc_app
+from omnihub_ref.serving import serve_app
+from omnihub_ref.telemetry import DatadogSink, Telemetry
 
 ANON = "anon-telemetry-test-key"
 SERVICE = "service-telemetry-test-key"
@@ -157,7 +157,7 @@ import json, sys
 import sentry_sdk
 from sentry_sdk.transport import Transport
 from omnidrill import secrets
-from omnidrill.target.telemetry import Telemetry, init_sentry
+from omnihub_ref.telemetry import Telemetry, init_sentry
 
 events = []
 

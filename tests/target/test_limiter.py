@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from omnidrill.target.idempotency import (
+from omnihub_ref.idempotency import (
     MemoryIdempotencyStore,
     RedisIdempotencyStore,
     fingerprint,
 )
-from omnidrill.target.limiter import (
+from omnihub_ref.limiter import (
     LimiterUnavailable,
     MemoryRateLimiter,
     RedisRateLimiter,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from omnidrill import ethtx
-from omnidrill.target.rpc_mock import create_rpc_app
-from omnidrill.target.serving import serve_in_thread
+from omnihub_ref.rpc_mock import create_rpc_app
+from omnihub_ref.serving import serve_in_thread
 
 ADDRESS = "0x" + "12" * 20
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from omnidrill.netutil import free_port
-from omnidrill.target.rpc_mock import create_rpc_app
-from omnidrill.target.serving import serve_app, serve_in_thread
+from omnihub_ref.rpc_mock import create_rpc_app
+from omnihub_ref.serving import serve_app, serve_in_thread
 
 
 def test_serve_in_thread_binds_a_free_port_and_stops() -> None:

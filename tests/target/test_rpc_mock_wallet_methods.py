@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from omnidrill.ethsign import Fees, Wallet
-from omnidrill.target.rpc_mock import BASE_FEE_WEI, PRIORITY_FEE_WEI, create_rpc_app
-from omnidrill.target.serving import serve_in_thread
+from omnihub_ref.rpc_mock import BASE_FEE_WEI, PRIORITY_FEE_WEI, create_rpc_app
+from omnihub_ref.serving import serve_in_thread
 
 
 def _rpc(client: httpx.Client, method: str, params: list[Any]) -> dict[str, Any]:

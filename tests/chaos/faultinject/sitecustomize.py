@@ -14,7 +14,7 @@ FAULT = os.environ.get("OMNIDRILL_FAULT", "")
 
 def _controls_uppercase() -> None:
     """C2/C5: the design's sample code, ported literally: upper-case column names."""
-    from omnidrill.target import controls_client as cc
+    from omnihub_ref import controls_client as cc
 
     def parse(rows):  # type: ignore[no-untyped-def]
         row = rows[0] if isinstance(rows, list) and len(rows) == 1 else {}
@@ -31,7 +31,7 @@ def _controls_uppercase() -> None:
 
 def _controls_slow() -> None:
     """C5: a cache six times longer than the controls TTL the target declares."""
-    from omnidrill.target import controls_client as cc
+    from omnihub_ref import controls_client as cc
 
     original = cc.ControlPlane.__init__
 
@@ -44,8 +44,8 @@ def _controls_slow() -> None:
 
 def _one_instance() -> None:
     """C2/C5: only the first instance enforces the controls."""
-    from omnidrill.target import controls_client as cc
-    from omnidrill.target import functions as fn
+    from omnihub_ref import controls_client as cc
+    from omnihub_ref import functions as fn
 
     original = fn.Functions.__init__
     count = {"n": 0}
@@ -67,7 +67,7 @@ def _fail_open_on_timeout() -> None:
     """C1: fails closed when the store refuses, but open when it is slow."""
     import asyncio
 
-    from omnidrill.target import controls_client as cc
+    from omnihub_ref import controls_client as cc
 
     async def read(self):  # type: ignore[no-untyped-def]
         try:
@@ -90,7 +90,7 @@ def _broadcast_before_refusing() -> None:
     """C7: a trade is sent to the provider, then the controls are judged and it is refused."""
     import json
 
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     original = fn.Functions._judge
 
@@ -109,7 +109,7 @@ def _broadcast_before_refusing() -> None:
 
 def _takeover_paths() -> None:
     """C3: the allow-list is compared with paths (execute-trade), not operation names."""
-    from omnidrill.target import controls_client as cc
+    from omnihub_ref import controls_client as cc
 
     original = cc.parse_controls
 
@@ -123,14 +123,14 @@ def _takeover_paths() -> None:
 
 def _safe_mode_everything() -> None:
     """C4: safe mode refuses read-only functions too."""
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     fn.SIDE_EFFECTS = frozenset(fn.OPERATIONS.values())
 
 
 def _approval_not_compared() -> None:
     """A2: an approved id executes whatever request carries it."""
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     original = fn.Functions._approved_trade
 
@@ -159,7 +159,7 @@ def _approval_not_compared() -> None:
 
 def _approval_never_expires() -> None:
     """A4: the functions treat an expired approval as still pending."""
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     original = fn.Functions._approved_trade
     fn._parse_ts = lambda value: None
@@ -184,7 +184,7 @@ def _approval_never_expires() -> None:
 
 def _no_fallback() -> None:
     """P1: the fallback provider is never tried."""
-    from omnidrill.target import rpc_client as rc
+    from omnihub_ref import rpc_client as rc
 
     original = rc.RpcClient.__init__
 
@@ -196,7 +196,7 @@ def _no_fallback() -> None:
 
 def _no_rpc_timeout() -> None:
     """P1: a slow primary is waited for, however long it takes."""
-    from omnidrill.target import rpc_client as rc
+    from omnihub_ref import rpc_client as rc
 
     original = rc.RpcClient.__init__
 
@@ -208,7 +208,7 @@ def _no_rpc_timeout() -> None:
 
 def _sticky_fallback() -> None:
     """P3: once the primary failed, traffic never returns to it."""
-    from omnidrill.target import rpc_client as rc
+    from omnihub_ref import rpc_client as rc
 
     original = rc.RpcClient.call
 
@@ -236,7 +236,7 @@ def _hang_when_rpc_down() -> None:
     """P2: with both providers down, requests hang for a long while before the 503."""
     import asyncio
 
-    from omnidrill.target import rpc_client as rc
+    from omnihub_ref import rpc_client as rc
 
     original = rc.RpcClient.call
 
@@ -252,7 +252,7 @@ def _hang_when_rpc_down() -> None:
 
 def _idempotency_ignored() -> None:
     """I1: the Idempotency-Key header is ignored."""
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     fn.idempotency_key = lambda request: None
 
@@ -261,7 +261,7 @@ def _apikey_only() -> None:
     """S1: only the apikey header is checked; Authorization is ignored."""
     import hmac
 
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     def key_ok(self, request):  # type: ignore[no-untyped-def]
         given = request.headers.get("apikey", "").encode()
@@ -272,7 +272,7 @@ def _apikey_only() -> None:
 
 def _redis_fail_open() -> None:
     """R7: with the limiter unreachable, trades go through."""
-    from omnidrill.target import functions as fn
+    from omnihub_ref import functions as fn
 
     fn.SIDE_EFFECTS = frozenset()
 

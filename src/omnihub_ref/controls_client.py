@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from omnidrill.target.config import FunctionsConfig
-from omnidrill.target.telemetry import Telemetry
+from omnihub_ref.config import FunctionsConfig
+from omnihub_ref.telemetry import Telemetry
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from psycopg import sql as pgsql
 from psycopg.types.json import Jsonb
 
 from omnidrill.secrets import scrub
-from omnidrill.target.stores.base import MIGRATIONS_TABLE, Execute, Store
-from omnidrill.target.stores.errors import ApiError, StoreUnavailable
-from omnidrill.target.stores.schema import Column, Kind, Table, iso, number_to_json
-from omnidrill.target.stores.sql import Dialect
+from omnihub_ref.stores.base import MIGRATIONS_TABLE, Execute, Store
+from omnihub_ref.stores.errors import ApiError, StoreUnavailable
+from omnihub_ref.stores.schema import Column, Kind, Table, iso, number_to_json
+from omnihub_ref.stores.sql import Dialect
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_FILE = re.compile(r"(\d{14})_([a-z0-9_]+)\.sql")
@@ -67,7 +67,7 @@ def from_postgres(value: Any) -> Any:
 
 def migration_files() -> list[tuple[str, str, str]]:
     """(version, name, sql) of every shipped migration, oldest first."""
-    folder = resources.files("omnidrill.target").joinpath("migrations")
+    folder = resources.files("omnihub_ref").joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         m = _MIGRATION_FILE.fullmatch(entry.name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from omnidrill.errors import UsageError
-from omnidrill.target.stores.base import Store
-from omnidrill.target.stores.errors import ApiError, StoreUnavailable
+from omnihub_ref.stores.base import Store
+from omnihub_ref.stores.errors import ApiError, StoreUnavailable
 
 __all__ = ["ApiError", "Store", "StoreUnavailable", "open_store"]
 
@@ -23,14 +23,14 @@ def open_store(
     if database_url:
         if not database_url.startswith(("postgres://", "postgresql://")):
             raise UsageError("DATABASE_URL must start with postgresql:// (or postgres://)")
-        from omnidrill.target.stores.postgres_store import PostgresStore
+        from omnihub_ref.stores.postgres_store import PostgresStore
 
         try:
             store = PostgresStore(database_url, schema=pg_schema)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     else:
-        from omnidrill.target.stores.sqlite_store import SqliteStore
+        from omnihub_ref.stores.sqlite_store import SqliteStore
 
         store = SqliteStore(sqlite_path)
     if migrate:

@@ -26,12 +26,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from omnidrill import secrets
-from omnidrill.target.stores import Store
-from omnidrill.target.stores.errors import ApiError, bad_request
-from omnidrill.target.stores.query import find_table, parse_filters, parse_read, parse_select
-from omnidrill.target.stores.schema import Table
+from omnihub_ref.stores import Store
+from omnihub_ref.stores.errors import ApiError, bad_request
+from omnihub_ref.stores.query import find_table, parse_filters, parse_read, parse_select
+from omnihub_ref.stores.schema import Table
 
-log = logging.getLogger("omnidrill.target.control_api")
+log = logging.getLogger("omnihub_ref.control_api")
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # A body larger than this is not even drained; the connection is closed after the answer.

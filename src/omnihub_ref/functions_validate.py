@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 from omnidrill import ethtx
-from omnidrill.target.stores.schema import json_type
+from omnihub_ref.stores.schema import json_type
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from omnidrill.target.config import RATE_ALGORITHMS
+from omnihub_ref.config import RATE_ALGORITHMS
 
 Clock = Callable[[], float]
 

@@ -26,7 +26,7 @@ def launch_stack(
     timeout_s: float = 60.0,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Start `python -m omnidrill.target.stack ARGS` and yield (profile path, profile dict).
+    """Start `python -m omnihub_ref ARGS` and yield (profile path, profile dict).
 
     Ready means the profile is written and every instance answers health. The child's output
     goes to tmp_dir/stack.log; `env` adds to (or overrides) the environment it inherits. The
@@ -38,7 +38,7 @@ def launch_stack(
     argv = [
         sys.executable,
         "-m",
-        "omnidrill.target.stack",
+        "omnihub_ref",
         "--profile-out",
         str(profile_path),
         "--run-dir",

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from omnidrill.target.stores.errors import ApiError, bad_request
-from omnidrill.target.stores.schema import TABLES, Column, Kind, Table, coerce_text
+from omnihub_ref.stores.errors import ApiError, bad_request
+from omnihub_ref.stores.schema import TABLES, Column, Kind, Table, coerce_text
 
 # Query parameters that are not column filters (PostgREST reserves these names).
 RESERVED = frozenset({"select", "order", "limit", "offset", "columns", "on_conflict"})

@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from omnidrill.target.stores.base import MIGRATIONS_TABLE, Execute, Store, json_text
-from omnidrill.target.stores.errors import ApiError, StoreUnavailable, bad_request
-from omnidrill.target.stores.schema import (
+from omnihub_ref.stores.base import MIGRATIONS_TABLE, Execute, Store, json_text
+from omnihub_ref.stores.errors import ApiError, StoreUnavailable, bad_request
+from omnihub_ref.stores.schema import (
     EMERGENCY_CONTROLS,
     Column,
     Kind,
@@ -23,7 +23,7 @@ from omnidrill.target.stores.schema import (
     number_to_json,
     utc_now,
 )
-from omnidrill.target.stores.sql import Dialect
+from omnihub_ref.stores.sql import Dialect
 
 SCHEMA_VERSION = "20261125000001"
 _BUSY_TIMEOUT_S = 5.0
@@ -149,7 +149,7 @@ class SqliteStore(Store):
         return values
 
     def migrate(self) -> list[str]:
-        script = resources.files("omnidrill.target.stores").joinpath("sqlite_schema.sql")
+        script = resources.files("omnihub_ref.stores").joinpath("sqlite_schema.sql")
         sql = script.read_text(encoding="utf-8")
         with self._lock:
             conn = self._conn

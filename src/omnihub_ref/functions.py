@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omnidrill.target.config import (
+from omnihub_ref.config import (
     APPROVAL_THRESHOLD_USD,
     CRITICAL_THRESHOLD_USD,
     FunctionsConfig,
 )
-from omnidrill.target.controls_client import ControlPlane, ControlPlaneError
-from omnidrill.target.functions_validate import (
+from omnihub_ref.controls_client import ControlPlane, ControlPlaneError
+from omnihub_ref.functions_validate import (
     BadRequest,
     idempotency_key,
     read_json,
@@ -33,21 +33,21 @@ from omnidrill.target.functions_validate import (
     validate_balance,
     validate_trade,
 )
-from omnidrill.target.idempotency import (
+from omnihub_ref.idempotency import (
     IdempotencyStore,
     MemoryIdempotencyStore,
     RedisIdempotencyStore,
     StoreUnavailable,
     fingerprint,
 )
-from omnidrill.target.limiter import (
+from omnihub_ref.limiter import (
     LimiterUnavailable,
     MemoryRateLimiter,
     RateLimiter,
     RedisRateLimiter,
 )
-from omnidrill.target.rpc_client import RpcClient, RpcRejected, RpcUnavailable
-from omnidrill.target.telemetry import Telemetry
+from omnihub_ref.rpc_client import RpcClient, RpcRejected, RpcUnavailable
+from omnihub_ref.telemetry import Telemetry
 
 # Path → operation name (CONTRACT section 1: allowed_operations holds these names).
 OPERATIONS = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from omnidrill.target.stores.query import Filter, Order, Read
-from omnidrill.target.stores.schema import Column, Table
+from omnihub_ref.stores.query import Filter, Order, Read
+from omnihub_ref.stores.schema import Column, Table
 
 _COMPARE = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 

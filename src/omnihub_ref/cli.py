@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from omnidrill.target.config import RATE_ALGORITHMS
+from omnihub_ref.config import RATE_ALGORITHMS
 
 if TYPE_CHECKING:
-    from omnidrill.target.stack import RunningStack
+    from omnihub_ref.stack import RunningStack
 
 
 def _env(name: str) -> str | None:
@@ -118,7 +118,7 @@ def up(
     # the stack pulls in the servers and their clients: only when `up` really runs
     import asyncio
 
-    from omnidrill.target.stack import StackOptions, run_stack
+    from omnihub_ref.stack import StackOptions, run_stack
 
     if rate_algorithm not in RATE_ALGORITHMS:
         raise typer.BadParameter(
@@ -196,7 +196,7 @@ def stack_table(stack: RunningStack) -> Table:
 
 
 def main() -> None:
-    """`python -m omnidrill.target.stack ...`: the `up` command without the rest of the CLI."""
+    """`python -m omnihub_ref`: the stack's command, which `omnidrill up` runs."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(up)
     import click
@@ -205,7 +205,7 @@ def main() -> None:
     from omnidrill.errors import ExitCode, OmnidrillError
 
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="omnidrill up")
     except OmnidrillError as exc:
         Console(stderr=True).print(f"error: {secrets.scrub(str(exc))}", highlight=False)
         raise SystemExit(int(exc.exit_code)) from None

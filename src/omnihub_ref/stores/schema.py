@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from omnidrill.target.stores.errors import ApiError, bad_request
+from omnihub_ref.stores.errors import ApiError, bad_request
 
 CONTROLS_ROW_ID = "00000000-0000-0000-0000-000000000001"
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")

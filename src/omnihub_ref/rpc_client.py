@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from omnidrill.target.telemetry import Telemetry
+from omnihub_ref.telemetry import Telemetry
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_IDLE = 64

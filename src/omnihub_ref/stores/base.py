@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from omnidrill.target.stores.errors import ApiError, bad_request
-from omnidrill.target.stores.query import Filter, Read
-from omnidrill.target.stores.schema import APPROVAL_QUEUE, Table, coerce_json
-from omnidrill.target.stores.sql import Dialect, insert_sql, select_sql, update_sql
+from omnihub_ref.stores.errors import ApiError, bad_request
+from omnihub_ref.stores.query import Filter, Read
+from omnihub_ref.stores.schema import APPROVAL_QUEUE, Table, coerce_json
+from omnihub_ref.stores.sql import Dialect, insert_sql, select_sql, update_sql
 
 # Runs one statement inside the current transaction and returns its rows.
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]

@@ -22,9 +22,9 @@ import yaml
 
 from omnidrill import secrets
 from omnidrill.errors import Inconclusive, UsageError
-from omnidrill.target.config import CONTROLS_ROW_ID, FunctionsConfig
-from omnidrill.target.functions import Backends, Functions, build_backends
-from omnidrill.target.telemetry import DatadogSink, Telemetry, init_sentry
+from omnihub_ref.config import CONTROLS_ROW_ID, FunctionsConfig
+from omnihub_ref.functions import Backends, Functions, build_backends
+from omnihub_ref.telemetry import DatadogSink, Telemetry, init_sentry
 
 # Offsets from --base-port; instance 0 of the functions sits on the base port itself.
 PORT_OFFSETS = {
@@ -155,7 +155,7 @@ def _redis_upstream(url: str) -> str:
 
 async def _open_store(open_store: Callable[..., Any], opts: StackOptions) -> Any:
     """The control tables' store, migrated; an unreachable database is no verdict (exit 5)."""
-    from omnidrill.target.stores import ApiError
+    from omnihub_ref.stores import ApiError
 
     try:
         return await asyncio.to_thread(open_store, opts.postgres, opts.run_dir / "control.sqlite")
@@ -182,10 +182,10 @@ async def _check_redis(url: str) -> None:
 async def start_stack(opts: StackOptions) -> RunningStack:
     """Start every part; on any failure stop what already started and raise."""
     from omnidrill.faults.server import PopulateError, ToxiproxyServer
-    from omnidrill.target import serving
-    from omnidrill.target.control_api import create_control_app
-    from omnidrill.target.rpc_mock import create_rpc_app
-    from omnidrill.target.stores import open_store
+    from omnihub_ref import serving
+    from omnihub_ref.control_api import create_control_app
+    from omnihub_ref.rpc_mock import create_rpc_app
+    from omnihub_ref.stores import open_store
 
     opts.check()
     opts.run_dir.mkdir(parents=True, exist_ok=True)
@@ -423,9 +423,3 @@ async def run_stack(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-
-
-if __name__ == "__main__":
-    from omnidrill.target.cli import main
-
-    main()
