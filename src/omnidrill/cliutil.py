@@ -22,6 +22,14 @@ VarOption = Annotated[
     list[str] | None,
     typer.Option("--var", help="template variable NAME=VALUE (repeatable)", metavar="NAME=VALUE"),
 ]
+ConfirmOption = Annotated[
+    str | None,
+    typer.Option(
+        "--confirm",
+        metavar="NAME",
+        help="the profile's name: required to send traffic to a production profile",
+    ),
+]
 ReportDirOption = Annotated[
     Path | None,
     typer.Option("--report-dir", help="the run's folder (default reports/<UTC>-<target>/)"),

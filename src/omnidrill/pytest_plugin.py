@@ -44,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="folder for each drill's run folder (default reports/)",
     )
     group.addoption(
+        "--omnidrill-confirm",
+        metavar="NAME",
+        default=None,
+        help="the profile's name: required to run drills against a production profile",
+    )
+    group.addoption(
         "--omnidrill-strict",
         action="store_true",
         default=False,
@@ -57,12 +63,18 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from omnidrill.cliutil import load_profile, parse_vars
     from omnidrill.errors import OmnidrillError
+    from omnidrill.production import require_confirmation
 
     try:
         variables = parse_vars(config.getoption("omnidrill_var") or [])
         profile = load_profile(target, variables)
     except OmnidrillError as exc:
         raise pytest.UsageError(f"--omnidrill-target {target}: {exc}") from None
+    try:
+        require_confirmation(profile, config.getoption("omnidrill_confirm"), "--omnidrill-confirm")
+    except OmnidrillError as exc:
+        # The same refusal and exit code (2) as `omnidrill run`, before any drill is collected.
+        pytest.exit(f"--omnidrill-target {target}: {exc}", returncode=int(exc.exit_code))
     config.stash[_PROFILE_KEY] = (target, profile, variables)
     config.addinivalue_line("markers", "omnidrill: a drill run by the omnidrill plugin")
 
@@ -147,6 +159,7 @@ def _run_drill_test(request: pytest.FixtureRequest, subtests: pytest.Subtests) -
         target=target,
         report_dir=report_dir,
         strict=bool(config.getoption("omnidrill_strict")),
+        confirm=config.getoption("omnidrill_confirm"),
         variables=variables,
     )
     code = run([item.path], profile, opts)

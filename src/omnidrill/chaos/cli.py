@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from omnidrill.cliutil import ReportDirOption, TargetOption, VarOption
+from omnidrill.cliutil import ConfirmOption, ReportDirOption, TargetOption, VarOption
 from omnidrill.errors import ExitCode
 
 
@@ -22,10 +22,7 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="skipped drills and checks count as failures")
     ] = False,
-    confirm: Annotated[
-        str | None,
-        typer.Option("--confirm", help="the profile's name: required for production profiles"),
-    ] = None,
+    confirm: ConfirmOption = None,
     var: VarOption = None,
     mute_monitors: Annotated[
         bool,

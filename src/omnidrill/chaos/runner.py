@@ -23,6 +23,7 @@ from omnidrill.chaos.plan import plan_text
 from omnidrill.chaos.runtime import Terminated
 from omnidrill.chaos.undo import World
 from omnidrill.errors import ExitCode, RunRefused, UsageError
+from omnidrill.production import require_confirmation
 from omnidrill.profile import Resolved, TargetProfile, resolve, template_variables
 from omnidrill.spec.loader import YAML_SUFFIXES, load_file
 
@@ -154,11 +155,7 @@ def run(
             print()
         print("dry run: nothing was touched")
         return int(ExitCode.OK)
-    if profile.environment == "production" and opts.confirm != profile.name:
-        raise RunRefused(
-            f"target {profile.name!r} is a production profile: pass --confirm {profile.name} "
-            "to run against it (nothing was touched)"
-        )
+    require_confirmation(profile, opts.confirm)
     ledger = Ledger(profile.name)
     refuse_pending(ledger, profile.name)
     local = LocalLock(profile.name)

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from omnidrill.cliutil import ReportDirOption, TargetOption, VarOption
+from omnidrill.cliutil import ConfirmOption, ReportDirOption, TargetOption, VarOption
 from omnidrill.errors import ExitCode, UsageError
 
 console = Console()
@@ -47,11 +47,13 @@ def load(
         bool, typer.Option("--strict", help="skipped rate-limit clauses count as failures")
     ] = False,
     var: VarOption = None,
+    confirm: ConfirmOption = None,
 ) -> None:
     """Run load and rate-limit scenarios and judge them (exit 1 names each failed threshold)."""
     from omnidrill.chaos.runner import default_report_dir
     from omnidrill.cliutil import load_profile, parse_vars
     from omnidrill.load.runner import exit_code, load_scenario, run_scenario
+    from omnidrill.production import require_confirmation
     from omnidrill.profile import template_variables
 
     if master and worker:
@@ -62,6 +64,8 @@ def load(
         raise UsageError(f"--workers must be 0 or more, found {workers}")
     variables = parse_vars(var or [])
     profile = load_profile(target, variables)
+    # Before anything is sent, in every role: a worker sends load as much as the master does.
+    require_confirmation(profile, confirm)
     context = template_variables(profile, variables)
     scenarios = [load_scenario(p, context) for p in paths]
     base = report_dir or default_report_dir(profile.name)
