@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from omnidrill import __version__, secrets
-from omnidrill.cliutil import VarOption
+from omnidrill.cliutil import VarOption, usage_errors
 from omnidrill.errors import ExitCode, OmnidrillError
 
 app = typer.Typer(
@@ -139,14 +139,6 @@ from omnidrill.demo import demo  # noqa: E402
 app.command("demo")(demo)
 
 
-def _usage_errors() -> tuple[type[Exception], ...]:
-    """Click's usage errors; recent Typer vendors its own click, whose errors are TyperException."""
-    import click
-
-    own = getattr(typer, "TyperException", None)
-    return (click.ClickException, own) if isinstance(own, type) else (click.ClickException,)
-
-
 def main() -> None:
     """Entry point: run the app and turn omnidrill errors into a message and an exit code."""
     try:
@@ -164,7 +156,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.ABORTED))
     except Exception as exc:  # usage errors: a bad flag, a missing argument
-        if isinstance(exc, _usage_errors()):
+        if isinstance(exc, usage_errors()):
             exc.show()  # type: ignore[attr-defined]
             sys.exit(int(ExitCode.BAD_INPUT))
         raise

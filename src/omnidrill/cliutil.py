@@ -13,6 +13,15 @@ from omnidrill.errors import UsageError
 if TYPE_CHECKING:
     from omnidrill.profile import TargetProfile
 
+
+def usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors; recent Typer vendors its own click, whose errors are TyperException."""
+    import click
+
+    own = getattr(typer, "TyperException", None)
+    return (click.ClickException, own) if isinstance(own, type) else (click.ClickException,)
+
+
 # Options several commands share. The area CLIs import this module when the CLI starts, so YAML,
 # pydantic and the spec loader are imported inside the functions that need them.
 TargetOption = Annotated[

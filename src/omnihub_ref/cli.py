@@ -199,9 +199,8 @@ def main() -> None:
     """`python -m omnihub_ref`: the stack's command, which `omnidrill up` runs."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(up)
-    import click
-
     from omnidrill import secrets
+    from omnidrill.cliutil import usage_errors
     from omnidrill.errors import ExitCode, OmnidrillError
 
     try:
@@ -209,6 +208,6 @@ def main() -> None:
     except OmnidrillError as exc:
         Console(stderr=True).print(f"error: {secrets.scrub(str(exc))}", highlight=False)
         raise SystemExit(int(exc.exit_code)) from None
-    except click.ClickException as exc:
-        exc.show()
+    except usage_errors() as exc:
+        exc.show()  # type: ignore[attr-defined]
         raise SystemExit(int(ExitCode.BAD_INPUT)) from None
