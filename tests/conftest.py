@@ -86,3 +86,28 @@ def _locust_stays_out_of_this_process() -> Iterator[None]:
     yield
     leaked = [m for m in ("locust", "gevent.monkey") if m in sys.modules]
     assert not leaked, f"imported into the pytest process: {leaked}; run Locust as a child process"
+
+
+@pytest.fixture
+def omnidrill_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `omnidrill ARGS...` in-process through the real entry point (in `cwd` when given);
+    returns (exit code, stdout, stderr)."""
+    from pathlib import Path
+
+    from omnidrill.cli import main
+
+    def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", ["omnidrill", *args])
+        monkeypatch.setenv("COLUMNS", "2000")  # one message, one line: no wrapping by rich
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -64,14 +64,11 @@ def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
 
 def load_profile(arg: str, variables: dict[str, Any] | None = None) -> TargetProfile:
     """Load a profile given as a path or as a name under targets/."""
-    from omnidrill.profile import profile_path
+    from omnidrill.profile import missing_profile_message, profile_path
     from omnidrill.spec.loader import load_file
 
     path = profile_path(arg)
-    if not path.exists():
-        raise UsageError(
-            f"target profile {arg!r} not found (looked for {path}); give a path or a name "
-            "of a file under targets/"
-        )
+    if not path.is_file():
+        raise UsageError(missing_profile_message(arg))
     spec = load_file(path, kind="target", variables=variables or {})
     return spec.model  # type: ignore[no-any-return]

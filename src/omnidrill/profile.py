@@ -246,11 +246,52 @@ def resolve(profile: TargetProfile, environ: Mapping[str, str] | None = None) ->
 
 
 def profile_path(arg: str, root: Path | None = None) -> Path:
-    """A profile argument is a path, or a name resolved as targets/<name>.yaml."""
-    candidate = Path(arg)
-    if candidate.suffix in {".yaml", ".yml"} or "/" in arg or candidate.exists():
-        return candidate
-    return (root or Path.cwd()) / "targets" / f"{arg}.yaml"
+    """A profile argument is a path, or a name resolved as targets/<name>.yaml.
+
+    A bare file name that is not in the working folder is looked for under targets/ too
+    (`--target staging.yaml` finds targets/staging.yaml). Returns the first candidate that
+    exists, else the path a name stands for (which does not exist)."""
+    candidates = _profile_candidates(arg, root or Path.cwd())
+    default = candidates[1] if len(candidates) == 3 else candidates[0]  # targets/<name>.yaml
+    return next((c for c in candidates if c.is_file()), default)
+
+
+def _profile_candidates(arg: str, root: Path) -> list[Path]:
+    given = Path(arg)
+    if "/" in arg or given.is_absolute():
+        return [given]
+    targets = root / "targets"
+    if given.suffix in {".yaml", ".yml"}:
+        return [given, targets / arg]
+    return [given, targets / f"{arg}.yaml", targets / f"{arg}.yml"]
+
+
+def missing_profile_message(arg: str, root: Path | None = None) -> str:
+    """Why a profile argument names no file, what there is instead, and how to get one."""
+    from omnidrill.spec.errors import display_path
+    from omnidrill.spec.suggest import did_you_mean
+
+    root = root or Path.cwd()
+    folder = root / "targets"
+    shown = display_path(folder)
+    if Path(arg).is_dir():
+        head = f"target profile {arg!r} is a folder: give a profile file or a name under {shown}/"
+    else:
+        # the bare name and the .yml spelling are tried too; naming them adds nothing
+        tried = [c for c in _profile_candidates(arg, root) if c.suffix != ".yml" or "/" in arg]
+        named = [display_path(c) for c in (tried if "/" in arg or "." in arg else tried[1:])]
+        head = f"target profile {arg!r} not found (no {' nor '.join(named)})"
+    have = sorted(p.stem for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    if have:
+        head += did_you_mean(Path(arg).stem, have)
+        parts = [head, f"The profiles under {shown}/: {', '.join(have)}"]
+    elif folder.is_dir():
+        parts = [head, f"{shown}/ holds no profile"]
+    else:
+        parts = [head, f"There is no {shown}/ here: run from the project folder or give a path"]
+    if "local" not in have:
+        parts.append("`omnidrill up` starts the reference stack and writes targets/local.yaml")
+    return "".join(p + ("" if p.endswith("?") else ".") + " " for p in parts).strip()
 
 
 def development_profile() -> TargetProfile:
@@ -273,6 +314,24 @@ def development_profile() -> TargetProfile:
     )
 
 
+class TemplateFields(dict[str, Any]):
+    """A profile section as templates see it: `target.keys.anon` reads the field `keys`, not the
+    dict method, so every field is reachable under its own name (`target["keys"]` works too)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        return super().__getattribute__(name)
+
+
+def _fields(value: Any) -> Any:
+    if isinstance(value, dict):
+        return TemplateFields({k: _fields(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_fields(v) for v in value]
+    return value
+
+
 def template_variables(profile: TargetProfile, extra: Mapping[str, Any]) -> dict[str, Any]:
     """What a YAML template sees: `target` (the profile, secrets as references) and every --var."""
-    return {"target": profile.model_dump(mode="json"), **extra}
+    return {"target": _fields(profile.model_dump(mode="json")), **extra}

@@ -40,21 +40,6 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+def run_cli(omnidrill_cli):  # type: ignore[no-untyped-def]
     """Run `omnidrill ARGS...` in-process through the real entry point; (exit code, out, err)."""
-    import sys
-
-    from omnidrill.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["omnidrill", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        cap = capsys.readouterr()
-        return code, cap.out, cap.err
-
-    return run
+    return omnidrill_cli

@@ -66,3 +66,73 @@ def test_parse_vars_types() -> None:
         "d": "",
         "e": "[1]",
     }
+
+
+def test_a_file_name_is_found_under_targets(tmp_path: Path) -> None:
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "staging.yaml").write_text("name: staging\n")
+    found = tmp_path / "targets" / "staging.yaml"
+    assert profile_path("staging.yaml", root=tmp_path) == found
+    assert profile_path("staging", root=tmp_path) == found
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        (
+            "nowhere",
+            "target profile 'nowhere' not found (no targets/nowhere.yaml). The profiles under "
+            "targets/: staging, supabase-local. `omnidrill up` starts the reference stack and "
+            "writes targets/local.yaml.",
+        ),
+        (
+            "stagin.yaml",
+            "target profile 'stagin.yaml' not found (no stagin.yaml nor targets/stagin.yaml); "
+            "did you mean 'staging'? The profiles under targets/: staging, supabase-local. "
+            "`omnidrill up` starts the reference stack and writes targets/local.yaml.",
+        ),
+        (
+            "targets",
+            "target profile 'targets' is a folder: give a profile file or a name under "
+            "targets/. The profiles under targets/: staging, supabase-local. `omnidrill up` "
+            "starts the reference stack and writes targets/local.yaml.",
+        ),
+    ],
+)
+def test_a_missing_profile_says_what_there_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arg: str, message: str
+) -> None:
+    (tmp_path / "targets").mkdir()
+    for name in ("staging", "supabase-local"):
+        (tmp_path / "targets" / f"{name}.yaml").write_text(f"name: {name}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as exc:
+        load_profile(arg)
+    assert str(exc.value) == message
+
+
+def test_no_targets_folder_says_where_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as exc:
+        load_profile("local")
+    assert "There is no targets/ here: run from the project folder or give a path" in str(exc.value)
+
+
+def test_template_fields_named_like_dict_methods(tmp_path: Path) -> None:
+    """`target.keys` is the profile's `keys`, not dict.keys; dict methods still work."""
+    from omnidrill.profile import development_profile, template_variables
+    from omnidrill.spec.template import render
+
+    context = template_variables(development_profile(), {})
+    text = (
+        "a: {{ target.keys.anon.value }}\n"
+        "b: {{ target.keys.items() | list | length }}\n"
+        "c: {{ target['keys']['service_role'].value }}\n"
+        "d: {{ target.faults.proxies[0].name }}\n"
+        "e: {{ target | tojson | length > 100 }}\n"
+    )
+    rendered, problems, _ = render(text, "t.yaml", context)
+    assert not problems
+    assert rendered == "a: dev-anon-key\nb: 2\nc: dev-sr-key\nd: rpc_primary\ne: True\n"

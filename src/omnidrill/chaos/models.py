@@ -20,6 +20,7 @@ from pydantic import (
 
 from omnidrill.load.models import ThresholdExpr
 from omnidrill.spec.base import SpecModel
+from omnidrill.spec.suggest import did_you_mean
 from omnidrill.spec.units import parse_duration
 
 # --- vocabulary of the contract ---------------------------------------------------------------
@@ -297,7 +298,10 @@ class ControlsSet(_Step):
             raise ValueError("give at least one column")
         for col, val in v.items():
             if col not in CONTROL_COLUMNS:
-                raise ValueError(f"unknown column {col!r}; expected one of {CONTROL_COLUMNS}")
+                hint = did_you_mean(col, CONTROL_COLUMNS)
+                raise ValueError(
+                    f"unknown column {col!r}" + (hint or f"; expected one of {CONTROL_COLUMNS}")
+                )
             want_list = col == "allowed_operations"
             if want_list != isinstance(val, list):
                 kind = "a list of operation names" if want_list else "true or false"

@@ -25,7 +25,7 @@ from omnidrill.chaos.undo import World
 from omnidrill.errors import ExitCode, RunRefused, UsageError
 from omnidrill.production import require_confirmation
 from omnidrill.profile import Resolved, TargetProfile, resolve, template_variables
-from omnidrill.spec.loader import YAML_SUFFIXES, load_file
+from omnidrill.spec.loader import YAML_SUFFIXES, load_file, wrong_kind
 
 
 @dataclass
@@ -69,7 +69,7 @@ def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any
     for f in files:
         spec = load_file(f, variables=context)
         if spec.kind not in ("drill", "scenario"):
-            raise UsageError(f"{f}: `run` takes drills and scenarios, this is a {spec.kind}")
+            raise UsageError(f"{f}: {wrong_kind(spec.kind, ('drill', 'scenario'))}")
         if spec.kind == "drill" and spec.model.background is not None:
             from omnidrill.chaos.background import scenario_path
 

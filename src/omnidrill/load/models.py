@@ -19,6 +19,7 @@ from pydantic import (
 from omnidrill.load.generators import unknown_placeholders
 from omnidrill.load.thresholds import ThresholdError, parse_threshold
 from omnidrill.spec.base import SpecModel
+from omnidrill.spec.suggest import did_you_mean
 from omnidrill.spec.units import parse_duration
 
 # Contract defaults of the answers a task may name instead of a number (CONTRACT.md).
@@ -92,8 +93,10 @@ class Task(SpecModel):
         if (self.function is None) == (self.path is None):
             raise ValueError("expected exactly one of 'function' or 'path'")
         if self.function is not None and self.function not in FUNCTIONS:
+            hint = did_you_mean(self.function, FUNCTIONS)
             raise ValueError(
-                f"unknown function {self.function!r}: expected one of {', '.join(FUNCTIONS)}"
+                f"unknown function {self.function!r}"
+                + (hint or f": expected one of {', '.join(FUNCTIONS)}")
             )
         if self.path is not None and not self.path.startswith("/"):
             raise ValueError(f"path must start with '/', found {self.path!r}")
@@ -234,11 +237,14 @@ class RateLimitScenario(SpecModel):
 
 
 def _scenario_type(value: Any) -> str | None:
-    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return None if kind is None else f"type:{kind}"
 
 
+# Tags are `key:value` so that the loader can name the key in "unknown type 'lod'" messages.
 ScenarioSpec = Annotated[
-    Annotated[LoadScenario, Tag("load")] | Annotated[RateLimitScenario, Tag("rate_limit")],
+    Annotated[LoadScenario, Tag("type:load")]
+    | Annotated[RateLimitScenario, Tag("type:rate_limit")],
     Discriminator(
         _scenario_type,
         custom_error_type="scenario_type",

@@ -64,9 +64,9 @@ class TestReport:
 
 
 def _where(src: SourceFile, loc: tuple[str | int, ...]) -> str:
-    """file:line, or the line in the rendered text where Jinja2 blocks moved lines about."""
+    """file:line, or the line in the rendered text where it could not be traced to the file."""
     line = src.line_of(loc)
-    shifted = src.templated_blocks()
+    shifted = src.positions.rendered
     return f"{display_path(src.path)}" + (f" (rendered line {line})" if shifted else f":{line}")
 
 

@@ -29,20 +29,13 @@ class SourceFile:
     model: Any
     positions: Positions
 
-    def templated_blocks(self) -> bool:
-        """True when `{% ... %}` blocks may have moved lines in the rendered text."""
-        try:
-            return "{%" in self.path.read_text(encoding="utf-8")
-        except OSError:
-            return False
-
     def line_of(self, loc: Loc) -> int | None:
         return self.positions.nearest(loc)[0]
 
     def problem(self, loc: Loc, message: str) -> Problem:
         """A Problem at the closest known position of `loc`."""
         line, col = self.positions.nearest(loc)
-        if line is not None and self.templated_blocks():
+        if line is not None and self.positions.rendered:
             message += " (the line is in the rendered template: Jinja2 blocks move lines)"
         return Problem(
             file=display_path(self.path), message=message, line=line, column=col, field=dotted(loc)

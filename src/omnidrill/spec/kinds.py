@@ -19,6 +19,7 @@ class Kind:
     folder: str  # relative to the project root, "/"-separated
     model_ref: str  # "module:Class"
     description: str
+    used_by: str  # what takes files of this kind, for "this is a drill: use `omnidrill run`"
 
     def model(self) -> type[BaseModel]:
         module_name, _, cls_name = self.model_ref.partition(":")
@@ -39,16 +40,47 @@ class KindUnavailable(UsageError):
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in [
-        Kind("target", "targets", "omnidrill.profile:TargetProfile", "a target profile"),
-        Kind("drill", "chaos", "omnidrill.chaos.models:DrillFile", "a chaos drill"),
-        Kind("scenario", "scenarios", "omnidrill.load.models:ScenarioFile", "a load scenario"),
-        Kind("monitor", "monitors", "omnidrill.observe.models:MonitorFile", "Datadog monitors"),
-        Kind("dashboard", "dashboards", "omnidrill.observe.models:DashboardFile", "a dashboard"),
+        Kind(
+            "target",
+            "targets",
+            "omnidrill.profile:TargetProfile",
+            "a target profile",
+            "give it as `--target`",
+        ),
+        Kind(
+            "drill",
+            "chaos",
+            "omnidrill.chaos.models:DrillFile",
+            "a chaos drill",
+            "use `omnidrill run`",
+        ),
+        Kind(
+            "scenario",
+            "scenarios",
+            "omnidrill.load.models:ScenarioFile",
+            "a load scenario",
+            "use `omnidrill load` or `omnidrill run`",
+        ),
+        Kind(
+            "monitor",
+            "monitors",
+            "omnidrill.observe.models:MonitorFile",
+            "Datadog monitors",
+            "use `omnidrill monitors`",
+        ),
+        Kind(
+            "dashboard",
+            "dashboards",
+            "omnidrill.observe.models:DashboardFile",
+            "a dashboard",
+            "use `omnidrill dashboards`",
+        ),
         Kind(
             "monitor_test",
             "monitors/tests",
             "omnidrill.observe.models:MonitorTestFile",
             "unit tests of monitors",
+            "use `omnidrill monitors test`",
         ),
     ]
 }

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from omnidrill.spec.errors import Problem, SpecError, display_path
+from omnidrill.spec.explain import problems_from
 from omnidrill.spec.kinds import KINDS, Kind, KindUnavailable, get_kind, kind_from_folder
-from omnidrill.spec.template import render
-from omnidrill.spec.yamlpos import Positions, dotted, parse_yaml
+from omnidrill.spec.template import LineMap, render
+from omnidrill.spec.yamlpos import Positions, parse_yaml
 
 YAML_SUFFIXES = {".yaml", ".yml"}
 
@@ -28,7 +27,7 @@ class LoadedSpec:
     path: Path
     model: Any  # an instance of the kind's model
     source: str  # the rendered YAML text
-    positions: Positions  # where each value stood in the rendered text
+    positions: Positions  # where each value stood in the file (template lines, not rendered)
 
 
 def load_file(
@@ -44,12 +43,19 @@ def load_file(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(file=name, message=f"cannot read the file: {exc}")]) from None
-    rendered, problems = render(text, name, variables or {})
+    if path.suffix not in YAML_SUFFIXES:
+        raise SpecError([Problem(file=name, message=_not_yaml(path))])
+    rendered, problems, line_map = render(text, name, variables or {})
     if rendered is None:
         raise SpecError(problems)
     data, positions, problems = parse_yaml(rendered, name)
+    if line_map is not None:
+        positions = positions.mapped(line_map.to_source)
+        problems = [_at_source(p, line_map) for p in problems]
+    elif "{%" in text:
+        positions.rendered = True
     if problems:
-        raise SpecError(_mark_rendered(problems, text))
+        raise SpecError(_mark_rendered(problems, positions))
     spec_kind = _resolve_kind(path, name, data, kind)
     if isinstance(data, dict) and data.get("kind") in KINDS:
         data = {k: v for k, v in data.items() if k != "kind"}
@@ -59,16 +65,34 @@ def load_file(
     try:
         model = model_cls.model_validate(data)
     except ValidationError as exc:
-        problems = _problems_from(exc, name, data, positions, model_cls)
-        raise SpecError(_mark_rendered(problems, text)) from None
+        problems = problems_from(exc, name, data, positions, model_cls)
+        raise SpecError(_mark_rendered(problems, positions)) from None
     return LoadedSpec(
         kind=spec_kind.name, path=path, model=model, source=rendered, positions=positions
     )
 
 
-def _mark_rendered(problems: list[Problem], template: str) -> list[Problem]:
-    """Jinja2 blocks (loops, ifs) move lines: say that a line is in the rendered text."""
-    if "{%" not in template:
+def wrong_kind(found: str, wanted: str | tuple[str, ...]) -> str:
+    """`this is a drill, not a scenario: use `omnidrill run``."""
+    names = (wanted,) if isinstance(wanted, str) else wanted
+    return f"this is a {found}, not a {' or '.join(names)}: {KINDS[found].used_by}"
+
+
+def _not_yaml(path: Path) -> str:
+    kinds = ", ".join(f"{k.folder}/" for k in KINDS.values())
+    return f"not a YAML file of a known kind (expected a .yaml or .yml file under {kinds})"
+
+
+def _at_source(problem: Problem, line_map: LineMap) -> Problem:
+    if problem.line is None:
+        return problem
+    line, column = line_map.to_source(problem.line, problem.column)
+    return replace(problem, line=line, column=column)
+
+
+def _mark_rendered(problems: list[Problem], positions: Positions) -> list[Problem]:
+    """Where the rendering could not be traced back, say that a line is in the rendered text."""
+    if not positions.rendered:
         return problems
     note = " (line of the rendered template: Jinja2 blocks move lines)"
     return [replace(p, message=p.message + note) if p.line else p for p in problems]
@@ -76,15 +100,14 @@ def _mark_rendered(problems: list[Problem], template: str) -> list[Problem]:
 
 def _resolve_kind(path: Path, name: str, data: Any, wanted: str | None) -> Kind:
     declared = data.get("kind") if isinstance(data, dict) else None
-    if isinstance(declared, str) and declared in KINDS:
-        if wanted and declared != wanted:
-            raise SpecError(
-                [Problem(file=name, field="kind", message=f"expected a {wanted}, found {declared}")]
-            )
-        return KINDS[declared]
+    by_folder = kind_from_folder(path)
+    found = KINDS[declared] if isinstance(declared, str) and declared in KINDS else by_folder
+    if wanted and found is not None and found.name != wanted:
+        raise SpecError([Problem(file=name, message=wrong_kind(found.name, wanted))])
+    if found is not None and declared in KINDS:
+        return found
     if wanted:
         return get_kind(wanted)
-    by_folder = kind_from_folder(path)
     if by_folder is None:
         raise SpecError(
             [
@@ -101,101 +124,6 @@ def _resolve_kind(path: Path, name: str, data: Any, wanted: str | None) -> Kind:
             ]
         )
     return by_folder
-
-
-def _problems_from(
-    exc: ValidationError,
-    file: str,
-    data: Any,
-    positions: Positions,
-    model_cls: type[BaseModel],
-) -> list[Problem]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        path = _data_path(err["loc"], data)
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            line, col = positions.nearest(path, key=True)
-            field = str(path[-1]) if path else "?"
-            msg = f"unknown field {field!r}"
-            allowed = _allowed_fields(model_cls, path[:-1])
-            close = difflib.get_close_matches(field, allowed, n=1)
-            if close:
-                msg += f"; did you mean {close[0]!r}?"
-            if allowed:
-                msg += f" (expected one of: {', '.join(sorted(allowed))})"
-        elif kind == "missing":
-            line, col = positions.nearest(path[:-1])
-            msg = f"missing required field {path[-1]!r}" if path else "missing value"
-        else:
-            line, col = positions.nearest(path)
-            msg = _expected(err["msg"])
-            if kind not in {"value_error", "assertion_error"} or "input" in err:
-                found = err.get("input")
-                if not isinstance(found, dict | list):
-                    msg += f", found {found!r}"
-        problems.append(Problem(file=file, line=line, column=col, field=dotted(path), message=msg))
-    return problems
-
-
-def _expected(msg: str) -> str:
-    for prefix, repl in (("Input should be ", "expected "), ("Value error, ", "")):
-        if msg.startswith(prefix):
-            return repl + msg[len(prefix) :]
-    return msg
-
-
-def _data_path(loc: Iterable[str | int], data: Any) -> tuple[str | int, ...]:
-    """Keep the parts of a pydantic location that exist in the data (drop union tags)."""
-    parts = list(loc)
-    out: list[str | int] = []
-    cur = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        in_dict = isinstance(cur, dict) and part in cur
-        in_list = isinstance(cur, list) and isinstance(part, int) and part < len(cur)
-        if in_dict or in_list:
-            out.append(part)
-            cur = cur[part]  # type: ignore[index]
-        elif last and isinstance(part, str) and isinstance(cur, dict):
-            out.append(part)  # a missing field: it is not in the data, by definition
-    return tuple(out)
-
-
-def _allowed_fields(model_cls: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
-    """Field names accepted at path, following nested models (best effort)."""
-    candidates: list[Any] = [model_cls]
-    for part in path:
-        nxt: list[Any] = []
-        for c in candidates:
-            for t in _flatten(c):
-                if isinstance(part, int):
-                    if typing.get_origin(t) in (list, tuple):
-                        nxt.extend(typing.get_args(t)[:1])
-                elif isinstance(t, type) and issubclass(t, BaseModel):
-                    f = t.model_fields.get(part) or next(
-                        (f for f in t.model_fields.values() if f.alias == part), None
-                    )
-                    if f is not None:
-                        nxt.append(f.annotation)
-                elif typing.get_origin(t) is dict:
-                    nxt.extend(typing.get_args(t)[1:2])
-        candidates = nxt
-    names: list[str] = []
-    for c in candidates:
-        for t in _flatten(c):
-            if isinstance(t, type) and issubclass(t, BaseModel):
-                names += [f.alias or n for n, f in t.model_fields.items()]
-    return sorted(set(names))
-
-
-def _flatten(t: Any) -> list[Any]:
-    origin = typing.get_origin(t)
-    if origin is typing.Annotated:
-        return _flatten(typing.get_args(t)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [x for a in typing.get_args(t) for x in _flatten(a)]
-    return [t]
 
 
 def discover(root: Path) -> list[Path]:

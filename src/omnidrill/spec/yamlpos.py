@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,19 @@ class Positions:
 
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    rendered: bool = False  # lines are those of the rendered template (blocks moved them)
+
+    def mapped(self, to_source: Callable[[int, int], tuple[int, int | None]]) -> Positions:
+        """The same positions moved through a map (rendered text to template text)."""
+
+        def move(table: dict[Path_, tuple[int, int]]) -> dict[Path_, tuple[int, int]]:
+            out = {}
+            for path, (line, col) in table.items():
+                src_line, src_col = to_source(line, col)
+                out[path] = (src_line, src_col if src_col is not None else col)
+            return out
+
+        return Positions(values=move(self.values), keys=move(self.keys))
 
     def nearest(self, path: Path_, *, key: bool = False) -> tuple[int | None, int | None]:
         """Position of path, or of its closest ancestor that has one."""
