@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .helpers import EchoHandler, ServerThread, TCPServer, serve
+from .helpers import EchoHandler, RpcServer, ServerThread, TCPServer, serve, serve_rpc
 
 
 @pytest.fixture
@@ -31,3 +31,9 @@ def api(toxi_server: ServerThread) -> Iterator[httpx.Client]:
 def echo() -> Iterator[TCPServer]:
     """A TCP echo server on 127.0.0.1 (counts connections and bytes received)."""
     yield from serve(EchoHandler)
+
+
+@pytest.fixture
+def rpc_upstream() -> Iterator[RpcServer]:
+    """A keep-alive HTTP/1.1 JSON-RPC server (records every body it gets)."""
+    yield from serve_rpc()

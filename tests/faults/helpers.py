@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
 import socket
 import socketserver
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -86,7 +88,14 @@ class TCPServer(socketserver.ThreadingTCPServer):
 
 
 def serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[TCPServer]:
-    srv = TCPServer(("127.0.0.1", 0), handler)
+    yield from running(TCPServer(("127.0.0.1", 0), handler))
+
+
+S = TypeVar("S", bound=socketserver.BaseServer)
+
+
+def running(srv: S) -> Iterator[S]:
+    """Serve in a thread while the caller holds it; shut down and close after."""
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -128,3 +137,89 @@ def recv_until_eof(sock: socket.socket) -> bytes:
         if not data:
             return bytes(buf)
         buf += data
+
+
+class RpcHandler(http.server.BaseHTTPRequestHandler):
+    """A JSON-RPC upstream over keep-alive HTTP/1.1: answers every call with its method's name.
+
+    `GET /chunked` answers with a chunked body; every POST body is recorded in `server.bodies`.
+    """
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.bodies.append(body)  # type: ignore[attr-defined]
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if isinstance(doc, list):
+            out: object = [_rpc_result(c) for c in doc if "id" in c]
+        elif isinstance(doc, dict):
+            out = _rpc_result(doc)
+        else:
+            out = {"echo": body.decode("latin-1")}
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Upstream", "yes")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self.server.bodies.append(b"GET " + self.path.encode())  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in (b"hello ", b"chunked ", b"world"):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1234")
+        self.end_headers()
+
+
+def _rpc_result(call: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": call.get("id"), "result": f"ok:{call.get('method')}"}
+
+
+class RpcServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), RpcHandler)
+        self.bodies: list[bytes] = []
+
+    @property
+    def addr(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{host}:{port}"
+
+    def calls(self) -> list[str]:
+        """Methods of every JSON-RPC call received, in order (batches flattened)."""
+        out = []
+        for body in self.bodies:
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                continue
+            for call in doc if isinstance(doc, list) else [doc]:
+                if isinstance(call, dict):
+                    out.append(str(call.get("method")))
+        return out
+
+
+def serve_rpc() -> Iterator[RpcServer]:
+    yield from running(RpcServer())
+
+
+def rpc(method: str, id_: object = 1, **extra: object) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": [], **extra}

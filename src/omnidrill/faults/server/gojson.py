@@ -79,7 +79,8 @@ def _type_error(value: Any, where: str, go_type: str) -> GoJSONError:
 
 
 def convert(value: Any, go_type: str, where: str) -> Any:
-    """Check one non-null value against a Go field type ("string", "bool", "int64", "float32")."""
+    """Check one non-null value against a Go field type ("string", "bool", "int64", "float32",
+    "[]string", "map[string]string", "any")."""
     if go_type == "string":
         if isinstance(value, str):
             return value
@@ -91,6 +92,20 @@ def convert(value: Any, go_type: str, where: str) -> Any:
             if not INT64_MIN <= value <= INT64_MAX:
                 raise _type_error(value, where, go_type)
             return value
+    elif go_type == "any":
+        return value
+    elif go_type == "[]string":
+        if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, str):
+                    raise _type_error(item, where, "string")
+            return list(value)
+    elif go_type == "map[string]string":
+        if isinstance(value, dict):
+            for item in value.values():
+                if item is not None and not isinstance(item, str):
+                    raise _type_error(item, where, "string")
+            return {k: v for k, v in value.items() if v is not None}
     elif go_type == "float32":
         if isinstance(value, int | float) and not isinstance(value, bool):
             if abs(float(value)) > FLOAT32_MAX:

@@ -234,6 +234,13 @@ class Source(Protocol):
     def start_reading(self) -> None: ...
 
 
+class Filter(Protocol):
+    """Reads a link's bytes before its chain (the HTTP toxics' answer side)."""
+
+    def feed(self, data: bytes) -> None: ...
+    def feed_eof(self) -> None: ...
+
+
 class Link:
     """One direction (upstream: client to server; downstream: server to client) of a connection."""
 
@@ -245,6 +252,7 @@ class Link:
         self.sink = sink
         self.stages: list[Stage] = []
         self.relay: SpliceRelay | None = None  # set while bytes move by splice (no toxics)
+        self.filter: Filter | None = None  # HTTP toxics: reads what the source sends first
         self.eof_fed = False
         self._loop = asyncio.get_running_loop()
         out: Outlet = sink
@@ -267,7 +275,9 @@ class Link:
         """Data read from the source socket; True if the sink kept a reference to it."""
         head = self.head
         kept = False
-        if head is self.sink:
+        if self.filter is not None:
+            self.filter.feed(bytes(data))  # it pushes on what goes on
+        elif head is self.sink:
             kept = self.sink.write_now(data)  # no toxics: straight through
         else:
             head.put_nowait(Chunk(bytes(data), self._loop.time()))
@@ -275,6 +285,25 @@ class Link:
             self.source.pause_source()
             head.on_space(self._space_available)
         return kept
+
+    def push(self, data: bytes) -> None:
+        """Bytes from the filter, into the chain (or straight to the sink)."""
+        if self.head is self.sink:
+            self.sink.write_now(memoryview(data))
+        else:
+            self.head.put_nowait(Chunk(data, self._loop.time()))
+
+    def end(self) -> None:
+        """The end of the stream, from the filter."""
+        self.head.put_nowait(None)
+
+    def set_sink(self, sink: Sink) -> None:
+        """Put `sink` where the link writes (in front of the old sink)."""
+        if self.stages:
+            self.stages[-1].out = sink
+        else:
+            self.head = sink
+        self.sink = sink
 
     def _space_available(self) -> None:
         if not self.head.full():
@@ -285,7 +314,28 @@ class Link:
     def feed_eof(self) -> None:
         if not self.eof_fed:
             self.eof_fed = True
-            self.head.put_nowait(None)
+            if self.filter is not None:
+                self.filter.feed_eof()
+            else:
+                self.end()
+
+    def detach_relay(self) -> SpliceRelay | None:
+        """End the splice relay for good (toxics arrive); call `resume` once they are in place."""
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            left = relay.detach()
+            if left:  # read before the change: written out first, as in-flight data
+                self.sink.put_nowait(Chunk(left, self._loop.time()))
+        return relay
+
+    def resume(self, relay: SpliceRelay | None) -> None:
+        """Go on after `detach_relay`: the source is read by the transport from now on."""
+        if relay is None:
+            return
+        if relay.eof:
+            self.feed_eof()
+        else:
+            self.source.start_reading()
 
     def cancel(self) -> None:
         if self.relay is not None:
@@ -303,19 +353,12 @@ class Link:
         """Append a toxic to the end of the chain of a live link."""
         inp = Channel()
         if not self.stages:
-            relay, self.relay = self.relay, None
-            left = relay.detach() if relay is not None else b""
-            if left:  # read before the toxic existed: written out first, as in-flight data
-                self.sink.put_nowait(Chunk(left, self._loop.time()))
+            relay = self.detach_relay()
             stage = Stage(self, wrapper, inp, self.sink)
             self.stages.append(stage)
             self.head = inp
             stage.start()
-            if relay is not None:
-                if relay.eof:
-                    self.feed_eof()
-                else:
-                    self.source.start_reading()
+            self.resume(relay)
             return
         last = self.stages[-1]
         if not await last.interrupt():

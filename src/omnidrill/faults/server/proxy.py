@@ -8,10 +8,12 @@ import errno
 import os
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
-from omnidrill.faults.server import gojson, splice
-from omnidrill.faults.server.link import Item, Link
+from omnidrill.faults.server import gojson, httptoxics, splice
+from omnidrill.faults.server.httpcodec import HttpCodec
+from omnidrill.faults.server.link import Item, Link, _rng
 from omnidrill.faults.server.toxics import TOXIC_TYPES, ToxicWrapper, default_attributes
 
 DIAL_TIMEOUT = 30.0  # seconds to reach the upstream before the client is closed
@@ -221,6 +223,7 @@ class Connection:
         self.client = Side(self)
         self.upstream: Side | None = None
         self.links: list[Link] = []
+        self.codec: HttpCodec | None = None  # while the proxy has (or had) HTTP toxics
         self._dial: asyncio.Task[None] | None = None
         self._done = False
 
@@ -258,20 +261,33 @@ class Connection:
         if self._done or self.client.lost or self.generation != self.proxy.generation:
             upstream.transport.abort()  # the client went away, or the proxy stopped, meanwhile
             return
-        chains = self.proxy.toxics.chains
-        up = Link("upstream", self.client, upstream, chains["upstream"])
-        down = Link("downstream", upstream, self.client, chains["downstream"])
+        toxics = self.proxy.toxics
+        up = Link("upstream", self.client, upstream, toxics.tcp_chain("upstream"))
+        down = Link("downstream", upstream, self.client, toxics.tcp_chain("downstream"))
         self.links = [up, down]
-        use_splice = splice.available(loop)
+        if toxics.http():
+            self.join_http(joined=False)
+        use_splice = splice.available(loop) and self.codec is None
         self.client.link, upstream.link = up, down
         for link in self.links:
-            if any(w.type == "reset_peer" for w in chains[link.direction]):
+            if any(w.type == "reset_peer" for w in toxics.chains[link.direction]):
                 _set_linger_zero(self.client.transport)
                 _set_linger_zero(upstream.transport)
             if use_splice and not link.stages:
                 link.relay = splice.SpliceRelay(link, link.source, link.sink)  # type: ignore[arg-type]
-            self.proxy.toxics.links.add(link)
+            toxics.links.add(link)
             link.start()
+
+    def join_http(self, joined: bool = True) -> None:
+        """Read this connection's exchanges for the proxy's HTTP toxics (`joined`: it is open)."""
+        if self.codec is not None or len(self.links) != 2 or self._done:
+            return
+        up, down = self.links
+        relays = [link.detach_relay() for link in self.links]
+        self.codec = HttpCodec(self.proxy.toxics.http, _rng, joined)
+        self.codec.attach(up, down)
+        for link, relay in zip(self.links, relays, strict=True):
+            link.resume(relay)
 
     def side_lost(self, side: Side) -> None:
         dialing = self._dial is not None and not self._dial.done()
@@ -303,14 +319,27 @@ class Connection:
 
 
 class ToxicCollection:
-    """The toxics of one proxy, per direction in insertion order, and the live links they act on."""
+    """The toxics of one proxy, per direction in insertion order, and the live links they act on.
+
+    TCP toxics are stages of the links of their direction; HTTP toxics act on whole exchanges,
+    through each connection's HttpCodec (`on_http` tells the proxy to give its open connections
+    one when the first arrives).
+    """
 
     def __init__(self) -> None:
         self.chains: dict[str, list[ToxicWrapper]] = {"upstream": [], "downstream": []}
         self.links: set[Link] = set()
+        self.on_http: Callable[[], None] | None = None
 
     def all(self) -> list[ToxicWrapper]:
         return self.chains["upstream"] + self.chains["downstream"]
+
+    def http(self) -> list[ToxicWrapper]:
+        """The HTTP toxics, in the order the API lists them (the first that matches acts)."""
+        return [w for w in self.all() if w.is_http]
+
+    def tcp_chain(self, direction: str) -> list[ToxicWrapper]:
+        return [w for w in self.chains[direction] if not w.is_http]
 
     def find(self, name: str) -> ToxicWrapper | None:
         return next((w for w in self.all() if w.name == name), None)
@@ -353,8 +382,13 @@ class ToxicCollection:
         wrapper = ToxicWrapper(
             name, fields["type"], fields["stream"], direction, fields["toxicity"], attributes
         )
+        _check_http(wrapper)
         self.chains[direction].append(wrapper)
-        await asyncio.gather(*(link.add_toxic(wrapper) for link in self._links(direction)))
+        if wrapper.is_http:
+            if self.on_http is not None:
+                self.on_http()
+        else:
+            await asyncio.gather(*(link.add_toxic(wrapper) for link in self._links(direction)))
         return wrapper
 
     async def update_json(self, name: str, raw: bytes) -> ToxicWrapper:
@@ -379,11 +413,14 @@ class ToxicCollection:
             )
         except gojson.GoJSONError as exc:
             raise bad_body(exc) from None
+        _check_http(wrapper, attributes)
         wrapper.attributes = attributes
         wrapper.toxicity = fields["toxicity"]
-        await asyncio.gather(
-            *(link.update_toxic(wrapper) for link in self._links(wrapper.direction))
-        )
+        wrapper.generation += 1
+        if not wrapper.is_http:
+            await asyncio.gather(
+                *(link.update_toxic(wrapper) for link in self._links(wrapper.direction))
+            )
         return wrapper
 
     async def remove(self, name: str) -> None:
@@ -391,6 +428,8 @@ class ToxicCollection:
         if wrapper is None:
             raise APIError(*TOXIC_NOT_FOUND)
         self.chains[wrapper.direction].remove(wrapper)
+        if wrapper.is_http:
+            return  # codecs read the list on every request
         closes = wrapper.type == "timeout"  # removing a timeout closes the connections it held
         await asyncio.gather(
             *(link.remove_toxic(name, closes) for link in self._links(wrapper.direction))
@@ -400,6 +439,15 @@ class ToxicCollection:
         for direction in ("upstream", "downstream"):
             while self.chains[direction]:
                 await self.remove(self.chains[direction][0].name)
+
+
+def _check_http(wrapper: ToxicWrapper, attributes: dict[str, Any] | None = None) -> None:
+    """An HTTP toxic that could not act as asked is a 400, in Toxiproxy's error shape."""
+    if wrapper.is_http:
+        try:
+            httptoxics.validate(wrapper.type, attributes or wrapper.attributes)
+        except ValueError as exc:
+            raise APIError(str(exc), 400) from None
 
 
 def _field(body: Any, name: str) -> Any:
@@ -424,6 +472,7 @@ class Proxy:
         self.upstream = upstream
         self.enabled = False
         self.toxics = ToxicCollection()
+        self.toxics.on_http = self._join_http
         self.connections: set[Connection] = set()
         self.lock = asyncio.Lock()  # serialises start/stop/update and toxic changes
         self._server: asyncio.Server | None = None
@@ -437,6 +486,10 @@ class Proxy:
             "enabled": self.enabled,
             "toxics": [w.to_json() for w in self.toxics.all()],
         }
+
+    def _join_http(self) -> None:
+        for conn in self.connections:
+            conn.join_http()
 
     async def start(self) -> None:
         """Bind the listen address; on success `listen` becomes the bound address."""

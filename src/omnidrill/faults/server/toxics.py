@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from omnidrill.faults.server import httptoxics
 from omnidrill.faults.server.link import TIMEOUT, Chunk, Stage
 
 _rng = random.Random()
@@ -26,6 +27,8 @@ TOXIC_TYPES: dict[str, tuple[str, dict[str, str]]] = {
     "slicer": ("SlicerToxic", {"average_size": "int", "size_variation": "int", "delay": "int"}),
     "limit_data": ("LimitDataToxic", {"bytes": "int64"}),
     "noop": ("NoopToxic", {}),
+    # omnidrill's extension (httptoxics): a real Toxiproxy answers 400 "invalid toxic type"
+    **{t: (httptoxics.STRUCTS[t], httptoxics.ATTRIBUTES) for t in httptoxics.HTTP_TYPES},
 }
 
 
@@ -39,6 +42,11 @@ class ToxicWrapper:
     direction: str
     toxicity: float
     attributes: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0  # bumped by every update: connections roll its toxicity again
+
+    @property
+    def is_http(self) -> bool:
+        return self.type in httptoxics.HTTP_TYPES
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,7 +64,9 @@ def _go_float(value: float) -> float | int:
 
 
 def default_attributes(toxic_type: str) -> dict[str, Any]:
-    """Omitted attributes are 0, as Go's zero values."""
+    """Omitted attributes are Go's zero values (0; empty for the HTTP toxics' strings and maps)."""
+    if toxic_type in httptoxics.HTTP_TYPES:
+        return httptoxics.defaults()
     return dict.fromkeys(TOXIC_TYPES[toxic_type][1], 0)
 
 
