@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from omnidrill import __version__, secrets
-from omnidrill.cliutil import VarOption, usage_errors
+from omnidrill.cliutil import HELP_OPTIONS, VarOption, show_flags_as_flags, usage_errors
 from omnidrill.errors import ExitCode, OmnidrillError
 
+show_flags_as_flags()
 app = typer.Typer(
     name="omnidrill",
+    context_settings=HELP_OPTIONS,  # -h everywhere: sub-commands inherit it
     help=(
         "Drills, load and rate-limit checks, monitors and reports for OmniHub: "
         "prove it fails closed, stays observable and comes back."

@@ -22,6 +22,24 @@ def usage_errors() -> tuple[type[Exception], ...]:
     return (click.ClickException, own) if isinstance(own, type) else (click.ClickException,)
 
 
+def show_flags_as_flags() -> None:
+    """Help shows `--dry-run`, not `--dry-run <bool>`: a flag takes no value, and a `<bool>`
+    after it leads people to write `--dry-run true` (then read as a path)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_as_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich.flags_as_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 # Options several commands share. The area CLIs import this module when the CLI starts, so YAML,
 # pydantic and the spec loader are imported inside the functions that need them.
 TargetOption = Annotated[

@@ -197,10 +197,14 @@ def stack_table(stack: RunningStack) -> Table:
 
 def main() -> None:
     """`python -m omnihub_ref`: the stack's command, which `omnidrill up` runs."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(up)
     from omnidrill import secrets
-    from omnidrill.cliutil import usage_errors
+    from omnidrill.cliutil import HELP_OPTIONS, show_flags_as_flags, usage_errors
+
+    show_flags_as_flags()
+    app = typer.Typer(
+        add_completion=False, pretty_exceptions_enable=False, context_settings=HELP_OPTIONS
+    )
+    app.command()(up)
     from omnidrill.errors import ExitCode, OmnidrillError
 
     try:

@@ -29,16 +29,23 @@ def _start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
 
 
 @pytest.mark.parametrize(
-    "prefix", [[OMNIDRILL, "faultproxy"], [sys.executable, "-m", "omnidrill.faults.server"]]
+    ("prefix", "dash"),
+    [
+        ([OMNIDRILL, "faultproxy"], "--"),
+        ([OMNIDRILL, "faultproxy"], "-"),  # toxiproxy-server's spelling, -seed included
+        ([sys.executable, "-m", "omnidrill.faults.server"], "--"),
+    ],
 )
 def test_serves_config_and_stops_on_sigterm(
-    prefix: list[str], tmp_path: Path, echo: TCPServer
+    prefix: list[str], dash: str, tmp_path: Path, echo: TCPServer
 ) -> None:
     config = tmp_path / "proxies.json"
     config.write_text(
         json.dumps([{"name": "echo", "upstream": echo.addr, "listen": "127.0.0.1:0"}])
     )
-    proc, url = _start([*prefix, "--host", "127.0.0.1", "--port", "0", "--config", str(config)])
+    flags = [f"{dash}host", "127.0.0.1", f"{dash}port", "0", f"{dash}config", str(config)]
+    seed = ["-seed", "7"] if dash == "-" else []
+    proc, url = _start([*prefix, *flags, *seed])
     try:
         shown = httpx.get(f"{url}/proxies", timeout=5).json()
         port = int(shown["echo"]["listen"].rsplit(":", 1)[1])
@@ -75,3 +82,14 @@ def test_bad_config_is_bad_input(tmp_path: Path) -> None:
     )
     assert proc.returncode == ExitCode.BAD_INPUT
     assert "missing required field: upstream at proxy 1" in proc.stderr
+
+
+def test_metrics_flags_are_refused_not_ignored() -> None:
+    proc = subprocess.run(
+        [OMNIDRILL, "faultproxy", "-port", "0", "-proxy-metrics"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == ExitCode.BAD_INPUT
+    assert "error: -proxy-metrics: this fault proxy has no /metrics endpoint" in proc.stderr

@@ -25,7 +25,7 @@ from omnidrill.chaos.undo import World
 from omnidrill.errors import ExitCode, RunRefused, UsageError
 from omnidrill.production import require_confirmation
 from omnidrill.profile import Resolved, TargetProfile, resolve, template_variables
-from omnidrill.spec.loader import YAML_SUFFIXES, load_file, wrong_kind
+from omnidrill.spec.loader import YAML_SUFFIXES, load_file, no_such_path, wrong_kind
 
 
 @dataclass
@@ -56,7 +56,7 @@ def expand(paths: list[Path]) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise UsageError(f"{p}: no such file or folder")
+            raise UsageError(f"{p}: {no_such_path(p)}")
     if not files:
         raise UsageError("no drill or scenario files given")
     return files

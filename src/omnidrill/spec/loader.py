@@ -126,6 +126,16 @@ def _resolve_kind(path: Path, name: str, data: Any, wanted: str | None) -> Kind:
     return by_folder
 
 
+def no_such_path(path: Path) -> str:
+    """`no such file or folder`, with the likely cause when it reads like a flag's value."""
+    if str(path).lower() in {"true", "false", "yes", "no", "on", "off", "1", "0"}:
+        return (
+            "no such file or folder (flags such as --dry-run take no value: "
+            f"drop the {str(path)!r} after it)"
+        )
+    return "no such file or folder"
+
+
 def discover(root: Path) -> list[Path]:
     """Every YAML file in the standard folders under root (direct children only)."""
     found: list[Path] = []
@@ -154,7 +164,7 @@ def validate_paths(
         elif p.exists():
             files.append(p)
         else:
-            problems.append(Problem(file=str(p), message="no such file or folder"))
+            problems.append(Problem(file=str(p), message=no_such_path(p)))
     for f in files:
         try:
             loaded.append(load_file(f, variables=variables_for(f)))
