@@ -93,7 +93,9 @@ def recover(target: TargetOption, var: VarOption = None) -> None:
 
 
 def halt(target: TargetOption, var: VarOption = None) -> None:
-    """Make the drill running on a target (from any machine) roll back and stop (it exits 3)."""
+    """Make the drill running on a target (from any machine) roll back and stop.
+
+    Exits 0 once asked (the halted run then exits 3); 5 when the target cannot be reached."""
     from omnidrill.chaos.halt import request_halt
     from omnidrill.chaos.runner import open_world
     from omnidrill.cliutil import load_profile, parse_vars

@@ -36,6 +36,15 @@ def _s(seconds: float | None, resolution: float | None = None) -> str:
     return text
 
 
+def verdict_with_reason(verdict: str, reason: str) -> str:
+    """`aborted by Ctrl-C`, not `aborted aborted by Ctrl-C`: a reason may start with the verdict."""
+    reason = secrets.scrub(reason)
+    word = verdict.replace("_", " ")
+    if reason.lower().startswith(word):
+        return _v(verdict) + escape(reason[len(word) :])
+    return f"{_v(verdict)} {escape(reason)}".rstrip()
+
+
 class Progress:
     """Prints drills and steps as they run (scrubbed)."""
 
@@ -67,9 +76,7 @@ class Progress:
                 self.console.print(f"      [dim]{escape(secrets.scrub(e))}[/]", soft_wrap=True)
 
     def drill_end(self, out: Any) -> None:
-        self.console.print(
-            f"  → {_v(out.verdict)} {escape(secrets.scrub(out.reason))}", soft_wrap=True
-        )
+        self.console.print(f"  → {verdict_with_reason(out.verdict, out.reason)}", soft_wrap=True)
 
     def table(self, outcomes: list[Any], scenarios: list[Any], journal_path: str) -> None:
         t = Table(title="omnidrill run", show_lines=False)

@@ -78,6 +78,26 @@ def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any
     return out
 
 
+def refuse_unusable_integrations(loaded: list[Loaded], opts: RunOptions) -> None:
+    """An integration asked for that cannot work refuses the run before anything is touched
+    (as `--notify-slack` without its webhook does), rather than warn halfway through."""
+    from omnidrill.observe.ddclient import DatadogSettings
+
+    wanting = ["--mute-monitors"] if opts.mute_monitors else []
+    wanting += [
+        f"{item.path} (abort_if monitor_alerts)"
+        for item in loaded
+        if item.kind == "drill" and any(g.monitor_alerts is not None for g in item.model.abort_if)
+    ]
+    if wanting:
+        try:
+            DatadogSettings.from_env()
+        except UsageError as exc:
+            raise UsageError(
+                f"{', '.join(wanting)} needs Datadog, nothing was touched: {exc}"
+            ) from None
+
+
 def default_report_dir(target: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return Path("reports") / f"{stamp}-{target}"
@@ -146,6 +166,7 @@ def run(
     printer = printer or Progress()
     resolved = resolve(profile)
     loaded = load_all(expand(paths), profile, opts.variables)
+    refuse_unusable_integrations(loaded, opts)
     if opts.dry_run:
         for item in loaded:
             if item.kind == "drill":
@@ -263,6 +284,10 @@ def _publish_reports(journal_path: Path, opts: RunOptions, printer: Progress) ->
     for warning in written.warnings:
         printer.line(f"warning: {warning}")
     printer.line(f"report: {written.files.get('html', written.out_dir)}")
+    if written.index is not None:
+        # with --report-dir out/run1 these are in out/, not beside the report: say where
+        latest = written.index.with_name("latest")
+        printer.line(f"history of runs: {written.index}; {latest} points at the newest run")
 
 
 def _run_scenario(

@@ -23,6 +23,7 @@ class Written:
     files: dict[str, Path] = field(default_factory=dict)
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
+    index: Path | None = None  # the history index publish() updated (beside it: `latest`)
 
 
 def parse_formats(text: str | Iterable[str]) -> list[str]:
@@ -99,7 +100,7 @@ def publish(
     written = write_reports(journal_path, out_dir, formats)
     root = Path(index_root) if index_root is not None else written.out_dir.parent
     try:
-        update_index(root)
+        written.index = update_index(root)
     except Exception as exc:  # the run's own reports are already safe
         written.warnings.append(f"index not updated in {root}: {type(exc).__name__}: {exc}")
     if slack_webhook:
