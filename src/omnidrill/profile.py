@@ -152,6 +152,11 @@ class TargetProfile(SpecModel):
     trade: Trade = Field(default_factory=Trade)
     limits: Limits = Field(default_factory=Limits)
     expect: Expect = Field(default_factory=Expect)
+    watch_secrets: list[SecretRef] = Field(
+        default_factory=list,
+        description="credentials the target holds that no answer may carry (S2), e.g. "
+        "the providers' keys: [{env: NAME}, ...]",
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> TargetProfile:
@@ -184,6 +189,7 @@ class TargetProfile(SpecModel):
                 refs.append((f"rpc_direct.{which}", ref))
         if self.trade.signer_key is not None:
             refs.append(("trade.signer_key", self.trade.signer_key))
+        refs += [(f"watch_secrets.{i}", ref) for i, ref in enumerate(self.watch_secrets)]
         return refs
 
     def proxy(self, name: str) -> ProxySpec | None:
@@ -216,6 +222,14 @@ class Resolved:
     def bypass_headers(self) -> dict[str, str]:
         names = self.profile.clients.bypass_headers
         return {k: self.values[f"clients.bypass_headers.{k}"] for k in names}
+
+    @property
+    def watched(self) -> dict[str, str]:
+        """`watch_secrets` values by the name they come from (env NAME, or their index)."""
+        out = {}
+        for i, ref in enumerate(self.profile.watch_secrets):
+            out[ref.env or f"watch_secrets[{i}]"] = self.values[f"watch_secrets.{i}"]
+        return out
 
     def rpc_url(self, which: Literal["primary", "fallback"]) -> str | None:
         ref = getattr(self.profile.rpc_direct, which)

@@ -51,8 +51,8 @@ def test_correct_limiters_pass(limiter: str, algorithm: str, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("limiter", "clause", "words"),
     [
-        ("off_by_one", "R1", "11 admitted (want exactly 10)"),
-        ("per_instance", "R5", "admitted (want 1 to 10) over 2 instances"),
+        ("off_by_one", "R1", "11 admitted (every non-429 answer, 401s and 400s included"),
+        ("per_instance", "R5", "want 1 to 10) over 2 instances"),
         ("global", "R4", "a fresh one was refused"),
         ("no_retry_after", "R3", "lack a Retry-After"),
         ("health_limited", "R6", "health endpoint was rate limited"),

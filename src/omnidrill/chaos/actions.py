@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from omnidrill.chaos.controlstore import APPROVALS, CONTROLS
+from omnidrill.chaos.faultside import calls_mark
 from omnidrill.chaos.marks import snapshot, toxic_name
 from omnidrill.chaos.models import (
     ApprovalSet,
@@ -94,7 +95,7 @@ def _faults(rt: Runtime) -> Any:
     return rt.world.faults
 
 
-def _listen(rt: Runtime, proxy: str) -> tuple[str, int]:
+def listen_address(rt: Runtime, proxy: str) -> tuple[str, int]:
     spec = rt.profile.proxy(proxy)
     if spec is None:
         raise StepNotRun(f"the profile offers no proxy {proxy!r}")
@@ -114,7 +115,7 @@ def _refuses(host: str, port: int) -> bool:
 
 def do_fault_cut(rt: Runtime, step: FaultCut, res: StepResult) -> None:
     faults = _faults(rt)
-    host, port = _listen(rt, step.proxy)
+    host, port = listen_address(rt, step.proxy)
     prev = bool(faults.get_proxy(step.proxy).get("enabled", True))
     rt.register_undo(
         "fault.enable", {"proxy": step.proxy, "enabled": prev}, f"re-enable proxy {step.proxy}"
@@ -129,7 +130,12 @@ def do_fault_cut(rt: Runtime, step: FaultCut, res: StepResult) -> None:
                 "the cut did not take effect"
             )
         time.sleep(0.05)
-    rt.active_faults[step.proxy] = {"kind": "cut", "what": "cut", "blocks": True}
+    rt.active_faults[step.proxy] = {
+        "kind": "cut",
+        "what": "cut",
+        "blocks": True,
+        "calls_mark": calls_mark(rt, step.proxy),
+    }
     res.detail["verified"] = f"{host}:{port} refuses connections"
     res.verdict = "done"
     pause_hook(rt)
@@ -157,7 +163,7 @@ def do_fault_restore(rt: Runtime, step: FaultRestore, res: StepResult) -> None:
     rt.active_faults.pop(step.proxy, None)
     res.detail.update({"enabled": prev, "toxics_removed": removed})
     if prev:
-        host, port = _listen(rt, step.proxy)
+        host, port = listen_address(rt, step.proxy)
         deadline = time.monotonic() + 2.0
         while _refuses(host, port):
             if time.monotonic() > deadline:
@@ -169,7 +175,7 @@ def do_fault_restore(rt: Runtime, step: FaultRestore, res: StepResult) -> None:
 
 def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
     faults = _faults(rt)
-    host, port = _listen(rt, step.proxy)
+    host, port = listen_address(rt, step.proxy)
     name = toxic_name(rt.run_id, f"{step.proxy}-{step.type}-{len(rt.undos) + 1}")
     rt.register_undo("toxic.remove", {"proxy": step.proxy, "name": name}, f"remove toxic {name}")
     faults.add_toxic(
@@ -189,6 +195,7 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
         "what": f"under a {step.type} toxic {step.attributes}",
         "blocks": blocks and step.toxicity >= 1.0,
         "delay_s": latency_ms / 1000,
+        "calls_mark": calls_mark(rt, step.proxy),
     }
     if step.type == "latency" and latency_ms and step.toxicity >= 1.0:
         # The probe takes as long as the latency: it runs beside the next check, which must

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,10 @@ from omnidrill import secrets
 from omnidrill.chaos import rpc
 from omnidrill.chaos.client import Answer
 from omnidrill.chaos.controlstore import APPROVALS
+from omnidrill.chaos.faultside import judge_claims
+from omnidrill.chaos.leaks import find as find_leaks
 from omnidrill.chaos.models import (
+    OPEN_CODES,
     REFUSAL_MESSAGES,
     REFUSAL_STATUS_KEYS,
     ApprovalStatusCheck,
@@ -34,14 +36,6 @@ from omnidrill.chaos.runtime import (
     dig,
 )
 
-_LEAK_PATTERNS = [
-    (re.compile(r"Traceback \(most recent call last\)"), "a Python stack trace"),
-    (re.compile(r'File "[^"]+", line \d+'), "a stack frame"),
-    (re.compile(r"\bat [\w.$]+\([\w.]+:\d+\)"), "a stack frame"),
-    (re.compile(r"(?i)\b(postgres(?:ql)?|redis|rediss|mysql|mongodb)://"), "a connection string"),
-    (re.compile(r"(?i)\bpassword="), "a password parameter"),
-    (re.compile(r"(?i)\bhost=\S+\s+(?:port|dbname|user)="), "a libpq DSN"),
-]
 TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
@@ -109,8 +103,8 @@ def judge_answer(rt: Runtime, expect: Expect, a: Answer) -> list[str]:
 
 
 def _judge_refusal(rt: Runtime, code: str, a: Answer, where: str) -> list[str]:
-    if code == "APPROVAL_PENDING":
-        return []  # not an error: its body is the approval, judged by `body:`
+    if code in OPEN_CODES:
+        return []  # judged by status (and `error_shape`), never by the code's name
     if rt.profile.expect.error_codes:
         if a.code != code:
             return [f"{where}: error code {a.code!r}, expected {code!r}"]
@@ -125,23 +119,16 @@ def _judge_refusal(rt: Runtime, code: str, a: Answer, where: str) -> list[str]:
 
 
 def leaks(rt: Runtime, a: Answer) -> list[str]:
-    """Secrets, connection strings or stack traces in an answer (names them, never the value)."""
-    text = a.text + "\n" + "\n".join(f"{k}: {v}" for k, v in a.headers.items())
-    out = []
-    named = {
-        "the anon key": rt.resolved.anon_key,
-        "the service-role key": rt.resolved.service_role_key,
-    }
-    for label, value in named.items():
-        if value and value in a.text:
-            out.append(f"the answer contains {label}")
-    others = secrets.registered() - set(named.values())
-    if any(v in text for v in others):
-        out.append("the answer contains a registered secret")
-    for pattern, label in _LEAK_PATTERNS:
-        if pattern.search(a.text):
-            out.append(f"the answer contains {label}")
-    return out
+    """Credentials, connection strings or stack traces in an answer's body or headers (S2);
+    names the kind and the place, never the value."""
+    known = [
+        ("the anon key", rt.resolved.anon_key),
+        ("the service-role key", rt.resolved.service_role_key),
+    ]
+    known += [(f"the secret in {name}", value) for name, value in rt.resolved.watched.items()]
+    named = {value for _, value in known}
+    known += [("a registered secret", v) for v in sorted(secrets.registered() - named)]
+    return [f"the answer contains {what}" for what in find_leaks(a.text, a.headers, known)]
 
 
 def _error_shape(rt: Runtime, a: Answer) -> list[str]:
@@ -171,30 +158,13 @@ def judge_round(rt: Runtime, step: HttpCheck, answers: list[Answer]) -> list[str
 
 
 def _canonical(a: Answer) -> str:
-    """The body as compared across answers: parsed JSON (key order aside), else the text."""
+    """The body as compared across answers (I1): parsed JSON, key order and a `trace_id` aside
+    (it equals X-Trace-ID, which differs per answer), else the text."""
     import json
 
+    if isinstance(a.body, dict):
+        return json.dumps({k: v for k, v in a.body.items() if k != "trace_id"}, sort_keys=True)
     return json.dumps(a.body, sort_keys=True) if a.body is not None else a.text
-
-
-def fault_bypassed(rt: Runtime, answers: list[Answer]) -> str | None:
-    """An answer naming a provider whose path is cut: traffic does not pass the proxy."""
-    for a in answers:
-        if a.status is None or a.status >= 300 or not a.provider:
-            continue
-        fault = rt.active_faults.get(f"rpc_{a.provider}")
-        if not fault or not fault.get("blocks"):
-            continue
-        # A slowed path still carries traffic: only an answer faster than the delay bypassed it.
-        if a.latency_s >= fault.get("delay_s", 0) * 0.9 and fault["kind"] == "toxic":
-            continue
-        if fault:
-            return (
-                f"{a.function or a.url} on {a.instance} answered {a.status} through provider "
-                f"{a.provider!r} while proxy rpc_{a.provider} is {fault['what']}: the target's "
-                "traffic does not pass through the fault proxy, so no verdict can be given"
-            )
-    return None
 
 
 # --- http: rounds, polling, holding ----------------------------------------------------------
@@ -225,10 +195,10 @@ def run_http(
         back = [a.started_at + a.latency_s - wall_offset for a in answers]
         looks.append(max(back) if back else round_starts[-1])
         res.add_requests([a.summary() for a in answers])
-        bypass = fault_bypassed(rt, answers)
-        if bypass:
-            raise DrillInconclusive(bypass)
-        return answers, judge_round(rt, step, answers)
+        claims = judge_claims(rt, answers)
+        if claims.bypass:
+            raise DrillInconclusive(claims.bypass)
+        return answers, claims.fabricated + judge_round(rt, step, answers)
 
     answers, problems = one_round()
     if step.within == 0:

@@ -50,6 +50,10 @@ REFUSAL_STATUS_KEYS: dict[str, str] = {
     "UNAUTHORIZED": "unauthorized_status",
     "BAD_REQUEST": "bad_request_status",
 }
+# Statuses whose code the contract leaves to the target: a validation error may carry any code
+# (S2: BAD_REQUEST, VALIDATION_ERROR, INVALID_JSON...), S1 fixes only the 401, and a pending
+# approval is an answer, not an error. These are judged by status alone.
+OPEN_CODES = frozenset({"BAD_REQUEST", "UNAUTHORIZED", "APPROVAL_PENDING"})
 # Messages the contract fixes, used where error bodies carry no code (`expect.error_codes: false`).
 REFUSAL_MESSAGES: dict[str, str] = {
     "KILL_SWITCH": "OMNIHUB_KILL_SWITCH is enabled - all operations are disabled",

@@ -45,6 +45,11 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
     return body["result"]
 
 
+def transaction(url: str, tx_hash: str) -> Any:
+    """eth_getTransactionByHash on one provider (None: it does not know the transaction)."""
+    return _rpc(url, "eth_getTransactionByHash", [tx_hash])
+
+
 def calls(url: str) -> list[dict[str, Any]] | None:
     """The provider's /__calls, or None when it does not offer them."""
     try:
@@ -62,7 +67,7 @@ def calls(url: str) -> list[dict[str, Any]] | None:
     return body["calls"]
 
 
-def _sends(calls_list: list[dict[str, Any]], raw_tx: str) -> int:
+def send_count(calls_list: list[dict[str, Any]], raw_tx: str) -> int:
     return sum(
         1
         for c in calls_list
@@ -94,10 +99,10 @@ def absent(providers: dict[str, str], sent: list[dict[str, Any]]) -> tuple[list[
                 problems.append(
                     f"transaction {s['tx_hash']} (answered {s['status']}) exists on {which}"
                 )
-            elif seen is not None and _sends(seen, s["raw_tx"]):
+            elif seen is not None and send_count(seen, s["raw_tx"]):
                 problems.append(
                     f"transaction {s['tx_hash']} (answered {s['status']}) was sent to {which} "
-                    f"({_sends(seen, s['raw_tx'])} eth_sendRawTransaction call(s) in /__calls)"
+                    f"({send_count(seen, s['raw_tx'])} eth_sendRawTransaction call(s) in /__calls)"
                 )
     if not problems:
         notes.append(f"{len(sent)} transaction(s) absent on {', '.join(providers)}")
@@ -122,7 +127,7 @@ def present(
         if not exists:
             problems.append(f"transaction {s['tx_hash']} (answered 200) exists on no provider")
         if sends is not None and countable:
-            n = sum(_sends(v or [], raw) for v in listing.values())
+            n = sum(send_count(v or [], raw) for v in listing.values())
             if n != sends:
                 problems.append(
                     f"transaction {s['tx_hash']} was sent {n} time(s) across providers, "

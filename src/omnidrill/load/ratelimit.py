@@ -12,6 +12,8 @@ X-Forwarded-For) run side by side for `flood_windows` windows:
   `burst_factor` x limit within a tenth of a window to one instance, fresh (sliding_window) or
   right after the reset its Retry-After announced (fixed_window) (R1); the same spread over
   every instance (R5). A burst slower than a tenth of a window makes its clause inconclusive.
+  One burst request in five carries a wrong key and one a body that fails validation: every
+  answer but a 429 counts (section 4), so the burst's non-429 answers are exactly `limit`.
 
 Where the profile does not trust X-Forwarded-For, this machine is one client: the roles take
 turns (health, quiet, burst, flood, spread burst), with two quiet windows between them for a
@@ -39,6 +41,10 @@ from omnidrill.load.plan import Target, client_addresses
 
 HEALTH = "/functions/v1/healthz"
 BURST_ATTEMPTS = 3
+WRONG_KEY = "omnidrill-wrong-key-0000000000000000"
+# One request in five of a burst has a wrong key, one a body that fails validation: answered
+# 401s and 400s use up the budget as 200s do, so the non-429 answers are still exactly `limit`.
+BURST_KINDS = ("ok", "wrong_key", "ok", "bad_body", "ok")
 
 
 @dataclass
@@ -83,17 +89,23 @@ class Prober:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
-    def send(self, client: str, instance: str, health: bool = False) -> Hit:
+    def send(self, client: str, instance: str, health: bool = False, kind: str = "ok") -> Hit:
+        """One request as `client`; kind `wrong_key` or `bad_body` asks for a 401 or a 400,
+        which count against the limit like any other answer (CONTRACT section 4)."""
         path = HEALTH if health else self.path
         # client "" is this machine itself (a target that does not trust X-Forwarded-For).
-        headers = {**self.headers, "X-Forwarded-For": client} if client else self.headers
+        headers = {**self.headers, "X-Forwarded-For": client} if client else dict(self.headers)
+        if kind == "wrong_key":
+            headers |= {"apikey": WRONG_KEY, "Authorization": f"Bearer {WRONG_KEY}"}
         t0 = time.time()
         try:
             if health:
                 r = self.http.get(instance + path, headers=headers)
             else:
                 body = fill(self.scenario.body, {"client_ip": client, "user_id": client})
-                r = self.http.post(instance + path, headers=headers, json=body)
+                r = self.http.post(
+                    instance + path, headers=headers, json={} if kind == "bad_body" else body
+                )
         except httpx.HTTPError as exc:
             return Hit(client, path, instance, t0, time.time(), 0, None, None, type(exc).__name__)
         code = None
@@ -265,7 +277,13 @@ class Check:
         n = math.ceil(self.s.burst_factor * self.limit)
         with ThreadPoolExecutor(max_workers=min(n, 32)) as pool:
             futures = [
-                pool.submit(self.p.send, ip, instances[i % len(instances)]) for i in range(n)
+                pool.submit(
+                    self.p.send,
+                    ip,
+                    instances[i % len(instances)],
+                    kind=BURST_KINDS[i % len(BURST_KINDS)],
+                )
+                for i in range(n)
             ]
             return [f.result() for f in futures]
 
@@ -351,7 +369,11 @@ class Check:
             return "inconclusive", f"the burst took {span:.3f}s, over a tenth of the window", ev
         ok = admitted == self.limit if exact else 0 < admitted <= self.limit
         want = f"exactly {self.limit}" if exact else f"1 to {self.limit}"
-        msg = f"burst of {len(hits)} in {span:.3f}s: {admitted} admitted (want {want})"
+        shown = ", ".join(f"{n} x {s}" for s, n in sorted(ev["statuses"].items()))
+        msg = (
+            f"burst of {len(hits)} in {span:.3f}s ({shown}): {admitted} admitted "
+            f"(every non-429 answer, 401s and 400s included; want {want})"
+        )
         return ("passed" if ok else "failed"), msg, ev
 
     def verdict(self, clause: str) -> tuple[str, str, dict]:
