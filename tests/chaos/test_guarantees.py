@@ -86,7 +86,7 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 # --- kill -9 in the middle of every state-changing step, then recover ----------------------
 
 KILL_POINTS = [
-    ("kill-switch", 1),  # controls.set
+    ("kill-switch", 2),  # controls.set (after approving its own side-door trade)
     ("rpc-primary-outage", 1),  # fault.cut
     ("rpc-primary-outage", 2),  # fault.restore
     ("rpc-both-down", 1),
