@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from omnidrill.report.charts import Second, TimeMark, timeline_svg
 from omnidrill.report.model import CheckView, DrillView, RunView, ScenarioView, verdict_rank
-from omnidrill.report.words import CLAUSE_TITLES, VERDICT_ICON, fmt_s, headline, label
+from omnidrill.report.words import CLAUSE_TITLES, CONTRACT_DOC, VERDICT_ICON, fmt_s, headline, label
 
 ACTION_PHASES = {
     "method": "action",
@@ -87,8 +87,8 @@ def scenario_chart(s: ScenarioView) -> str | None:
     )
 
 
-def render_html(run: RunView) -> str:
-    """The report page of one run."""
+def render_html(run: RunView, contract_href: str = CONTRACT_DOC) -> str:
+    """The report page of one run; each clause links to its section at `contract_href`."""
     drills = sorted(run.drills, key=lambda d: (verdict_rank(d.verdict), d.name))
     charts = {d.name: drill_chart(d) for d in drills}
     coverage = run.coverage()
@@ -106,6 +106,7 @@ def render_html(run: RunView) -> str:
             coverage=coverage,
             uncovered=uncovered,
             clause_titles=CLAUSE_TITLES,
+            contract_href=contract_href,
             generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         )
     )

@@ -39,7 +39,9 @@ EXIT_VERDICT = {
     5: "inconclusive",
 }
 
-# CONTRACT.md's clauses in a few words each, for the coverage table.
+# The project's contract (docs/contract.md, one section per clause id) and its clauses in a
+# few words each, for the coverage table.
+CONTRACT_DOC = "docs/contract.md"
 CLAUSE_TITLES = {
     "S1": "wrong or missing keys refused; the anon key cannot change controls",
     "S2": "errors are JSON and leak no key, DSN or stack trace",

@@ -51,6 +51,18 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def contract_link(out: Path) -> str:
+    """Where the report in `out` finds docs/contract.md: relative to the project it ran in."""
+    import os
+
+    from omnidrill.report.words import CONTRACT_DOC
+
+    doc = Path.cwd() / CONTRACT_DOC
+    if not doc.exists():
+        return CONTRACT_DOC
+    return Path(os.path.relpath(doc, out.resolve())).as_posix()
+
+
 def write_reports(
     journal_path: Path | str,
     out_dir: Path | str | None = None,
@@ -72,7 +84,7 @@ def write_reports(
     link = (out / FORMATS["html"]) if "html" in wanted else None
     written.summary = render_summary(run, str(link) if link else None)
     renderers: dict[str, Callable[[], str]] = {
-        "html": lambda: render_html(run),
+        "html": lambda: render_html(run, contract_link(out)),
         "junit": lambda: render_junit(run),
         "md": lambda: written.summary,
     }
