@@ -18,79 +18,79 @@ CASES: list[tuple[str, str, str, str]] = [
         "chaos/kill-switch.yaml",
         "function: each",
         "function: wallet-balanse",
-        "17:15: steady_state[0].function: unknown function 'wallet-balanse'; "
+        "19:15: steady_state[0].function: unknown function 'wallet-balanse'; "
         "did you mean 'wallet-balance'?",
     ),
     (
         "chaos/kill-switch.yaml",
         "action: controls.set",
         "action: control.set",
-        "22:13: method[0].action: unknown action 'control.set'; did you mean 'controls.set'?",
+        "44:13: method[3].action: unknown action 'control.set'; did you mean 'controls.set'?",
     ),
     (
         "chaos/kill-switch.yaml",
         "action: controls.set",
         "action: http",
-        "22:13: method[0].action: 'http' is a check: write `check: http`",
+        "44:13: method[3].action: 'http' is a check: write `check: http`",
     ),
     (
         "chaos/kill-switch.yaml",
         "action: controls.set",
         "action: controls.set\n    check: http",
-        "22:5: method[0]: expected exactly one of `action:` or `check:`, "
+        "44:5: method[3]: expected exactly one of `action:` or `check:`, "
         "found `action:` and `check:`",
     ),
     (
         "chaos/kill-switch.yaml",
         "  - check: http\n    name: every function answers 200",
         "  - chek: http\n    name: every function answers 200",
-        "15:5: steady_state[0].chek: unknown field 'chek'; did you mean 'check'?",
+        "17:5: steady_state[0].chek: unknown field 'chek'; did you mean 'check'?",
     ),
     (
         "chaos/kill-switch.yaml",
         "  - check: http\n    name: every function answers 200",
         "  - name: every function answers 200",
-        "15:5: steady_state[0]: missing `check:` (check: http, rpc.tx_absent, rpc.tx_present, "
+        "17:5: steady_state[0]: missing `check:` (check: http, rpc.tx_absent, rpc.tx_present, "
         "audit.changed, approval.status, approval.none, controls.unchanged, load)",
     ),
     (
         "chaos/kill-switch.yaml",
         "    poll: 100ms",
         "    pol: 100ms",
-        "34:5: method[1].pol: unknown field 'pol'; did you mean 'poll'?",
+        "56:5: method[4].pol: unknown field 'pol'; did you mean 'poll'?",
     ),
     (
         "chaos/kill-switch.yaml",
         "contract: [C2, C5, C6, C7]",
         "contract: [C2, C5, C6, C99]",
-        "10:24: contract[3]: expected a contract clause like C2, A1, P3, S1, found 'C99'",
+        "12:24: contract[3]: expected a contract clause like C2, A1, P3, S1, found 'C99'",
     ),
     (
         "chaos/kill-switch.yaml",
         "expect: {refusal: KILL_SWITCH}",
         "expect: {refusal: KILL_SWICH}",
-        "36:23: method[1].expect.refusal: unknown refusal 'KILL_SWICH'; "
+        "58:23: method[4].expect.refusal: unknown refusal 'KILL_SWICH'; "
         "did you mean 'KILL_SWITCH'?",
     ),
     (
         "chaos/kill-switch.yaml",
         "set: {omnihub_kill_switch: true}",
         "set: {omnihub_kill_swich: true}",
-        "25:10: method[0].set: unknown column 'omnihub_kill_swich'; "
+        "47:10: method[3].set: unknown column 'omnihub_kill_swich'; "
         "did you mean 'omnihub_kill_switch'?",
     ),
     (  # the column is the template's: `{{ 199 + 1 }}` renders 3 characters, not 13
         "chaos/kill-switch.yaml",
         "    expect: {status: 200}",
         "    expect: {status: {{ 199 + 1 }}, same_answer: true}",
-        "19:37: steady_state[0].expect.same_answer: unknown field 'same_answer'; "
+        "21:37: steady_state[0].expect.same_answer: unknown field 'same_answer'; "
         "did you mean 'same_answers'?",
     ),
     (  # approval-flow has Jinja2 blocks: the line is the template's
         "chaos/approval-flow.yaml",
         "    status: pending\n    fields: {risk_level: critical}",
         "    status: pendng\n    fields: {risk_level: critical}",
-        "176:13: method[17].status: unknown status 'pendng'; did you mean 'pending'?",
+        "205:13: method[21].status: unknown status 'pendng'; did you mean 'pending'?",
     ),
     # --- scenarios ----------------------------------------------------------------------------
     (
