@@ -86,7 +86,12 @@ def test_good_file_loads(tmp_path: Path) -> None:
         ("duration: 5s", "duration: soon", 4, "expected a duration"),
         ("${address}", "${adress}", 6, "unknown generator(s) ${adress}"),
         ("function: wallet-balance", "function: wallet", 6, "unknown function 'wallet'"),
-        ("type: load", "type: soak", 1, "unknown type 'soak' (expected one of: load, rate_limit)"),
+        (
+            "type: load",
+            "type: soak",
+            1,
+            "unknown type 'soak' (expected one of: load, rate_limit, canary)",
+        ),
     ],
 )
 def test_mistakes_name_the_line(tmp_path: Path, old: str, new: str, line: int, words: str) -> None:

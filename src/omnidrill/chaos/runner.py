@@ -299,8 +299,9 @@ def _run_scenario(
     workers: int = 0,
 ) -> tuple[dict[str, Any], int]:
     """Hand a scenario to the load runner and merge its result into this run."""
-    from omnidrill.load.models import RateLimitScenario, ScenarioFile
+    from omnidrill.load.models import RateLimitScenario
     from omnidrill.load.runner import exit_code, run_scenario
+    from omnidrill.scenarios import ScenarioFile
 
     model = item.model.root if isinstance(item.model, ScenarioFile) else item.model
     printer.line(f"▶ scenario {item.path}")

@@ -1,20 +1,11 @@
-"""Scenario files (`scenarios/*.yaml`): a load scenario (`type: load`) or a rate-limit check
-(`type: rate_limit`), told apart by their `type` field."""
+"""Load and rate-limit scenarios (`type: load`, `type: rate_limit`); `omnidrill.scenarios`
+tells the kinds of `scenarios/*.yaml` apart by their `type` field."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Discriminator,
-    Field,
-    RootModel,
-    Tag,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from omnidrill.load.generators import unknown_placeholders
 from omnidrill.load.thresholds import ThresholdError, parse_threshold
@@ -141,12 +132,15 @@ def _check_threshold(expr: str) -> str:
 ThresholdExpr = Annotated[str, AfterValidator(_check_threshold)]
 
 
-class LoadScenario(SpecModel):
-    """Declared load with thresholds that judge it."""
+def repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({x for x in names if names.count(x) > 1})
 
-    type: Literal["load"]
-    name: str
-    description: str = ""
+
+class LoadShape(SpecModel):
+    """What load is sent: users, pacing, identities and the weighted tasks (a load scenario's
+    and a canary's)."""
+
     users: int = Field(ge=1, description="concurrent simulated users")
     spawn_rate: float | None = Field(
         None, gt=0, description="users started per second (default: all in 1 s)"
@@ -160,10 +154,6 @@ class LoadScenario(SpecModel):
     )
     timeout_s: float = Field(10.0, gt=0, description="per-request timeout")
     tasks: list[Task] = Field(min_length=1)
-    thresholds: dict[str, list[ThresholdExpr]] = Field(
-        default_factory=dict,
-        description="{all: [...], <task name>: [...]}, e.g. all: ['p95 < 300ms']",
-    )
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -172,6 +162,27 @@ class LoadScenario(SpecModel):
         if seconds <= 0:
             raise ValueError(f"expected a positive duration, found {v!r}")
         return seconds
+
+    @model_validator(mode="after")
+    def _names(self) -> LoadShape:
+        dupes = repeated([t.label for t in self.tasks])
+        if dupes:
+            raise ValueError(
+                f"task names must be unique; give 'name:' to tell apart {', '.join(dupes)}"
+            )
+        return self
+
+
+class LoadScenario(LoadShape):
+    """Declared load with thresholds that judge it."""
+
+    type: Literal["load"]
+    name: str
+    description: str = ""
+    thresholds: dict[str, list[ThresholdExpr]] = Field(
+        default_factory=dict,
+        description="{all: [...], <task name>: [...]}, e.g. all: ['p95 < 300ms']",
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -187,16 +198,6 @@ class LoadScenario(SpecModel):
                 f"expected 'all' or one of {', '.join(labels)}"
             )
         return v
-
-    @model_validator(mode="after")
-    def _names(self) -> LoadScenario:
-        labels = [t.label for t in self.tasks]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        if dupes:
-            raise ValueError(
-                f"task names must be unique; give 'name:' to tell apart {', '.join(dupes)}"
-            )
-        return self
 
 
 class RateLimitScenario(SpecModel):
@@ -234,24 +235,3 @@ class RateLimitScenario(SpecModel):
         if bad:
             raise ValueError(f"unknown generator(s) {', '.join(bad)} in body")
         return self
-
-
-def _scenario_type(value: Any) -> str | None:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return None if kind is None else f"type:{kind}"
-
-
-# Tags are `key:value` so that the loader can name the key in "unknown type 'lod'" messages.
-ScenarioSpec = Annotated[
-    Annotated[LoadScenario, Tag("type:load")]
-    | Annotated[RateLimitScenario, Tag("type:rate_limit")],
-    Discriminator(
-        _scenario_type,
-        custom_error_type="scenario_type",
-        custom_error_message="expected `type: load` or `type: rate_limit`",
-    ),
-]
-
-
-class ScenarioFile(RootModel[ScenarioSpec]):
-    """A file under scenarios/: its `type` picks the model."""

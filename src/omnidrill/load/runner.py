@@ -25,11 +25,12 @@ import httpx
 
 from omnidrill import secrets
 from omnidrill.errors import ExitCode, Inconclusive, UsageError
-from omnidrill.load.models import LoadScenario, RateLimitScenario, ScenarioFile
+from omnidrill.load.models import LoadScenario, RateLimitScenario
 from omnidrill.load.plan import Target, as_target, build_plan
 from omnidrill.load.process import LoadProcess, Role
 from omnidrill.load.stats import LoadStats
 from omnidrill.load.thresholds import ThresholdResult, parse_threshold
+from omnidrill.scenarios import ScenarioFile
 
 Scenario = LoadScenario | RateLimitScenario
 
@@ -160,8 +161,9 @@ def probe(target: Target, timeout: float = 5.0) -> None:
         raise Inconclusive(f"target {target.name!r} does not answer at {url}: {exc}") from None
 
 
-def load_scenario(path: Path | str, variables: dict[str, Any] | None = None) -> Scenario:
-    """Load a scenario file through the one spec loader (errors name file:line:col)."""
+def load_scenario(path: Path | str, variables: dict[str, Any] | None = None) -> Any:
+    """Load a scenario file (load, rate_limit or canary) through the one spec loader (errors
+    name file:line:col)."""
     from omnidrill.spec.loader import load_file
 
     spec = load_file(path, kind="scenario", variables=variables or {})
@@ -186,6 +188,10 @@ def run_scenario(
 
     workers=N runs a Locust master and N workers here; role="master"/"worker" runs one side of
     a run across machines (the worker side returns a result without verdicts)."""
+    if not isinstance(scenario, LoadScenario | RateLimitScenario):
+        raise UsageError(
+            f"scenario {scenario.name!r} is a {scenario.type}: run it with `omnidrill run`"
+        )
     target = as_target(profile)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,8 @@ KINDS: dict[str, Kind] = {
         Kind(
             "scenario",
             "scenarios",
-            "omnidrill.load.models:ScenarioFile",
-            "a load scenario",
+            "omnidrill.scenarios:ScenarioFile",
+            "a load, rate-limit or canary scenario",
             "use `omnidrill load` or `omnidrill run`",
         ),
         Kind(
