@@ -74,6 +74,10 @@ def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any
             from omnidrill.chaos.background import scenario_path
 
             scenario_path(f, spec.model.background)  # a missing file refuses the run up front
+        if spec.kind == "scenario" and getattr(spec.model.root, "type", "") == "canary":
+            from omnidrill.canary.runner import drill_paths
+
+            drill_paths(f, spec.model.root)  # likewise its drills against the canary
         out.append(Loaded(path=f, kind=spec.kind, model=spec.model))
     return out
 
@@ -243,6 +247,14 @@ def _run_locked(
                     outcomes.append(outcome)
                     if outcome.verdict in ("aborted", "rollback_failed"):
                         break  # a halt, a signal or a failed undo stops the whole run
+                elif getattr(item.model.root, "type", "") == "canary":
+                    from omnidrill.canary.runner import run_in
+
+                    row, code = run_in(ctx, item.path, item.model.root, report_dir, opts, outcomes)
+                    scenario_rows.append(row)
+                    scenario_codes.append(code)
+                    if {o.verdict for o in outcomes} & {"aborted", "rollback_failed"}:
+                        break
                 else:
                     row, code = _run_scenario(
                         item, resolved, report_dir, journal, printer, opts.workers

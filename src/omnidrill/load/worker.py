@@ -10,6 +10,9 @@ function, status and error code, the count and a histogram of latencies in whole
 (JSON lines, `omnidrill.load.stats` reads them). `--raw FILE` also writes one CSV line per
 request (start time, function, status, latency in ms as measured, phase) for cross-checks.
 Workers send their records to the master every second over Locust's own channel.
+
+A canary's plan has `arms` (`omnidrill.canary.active`): each task then sends its request to
+every arm in turn, in a random order, labelled with the arm's suffix (`wallet-balance@canary`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import sys
 import time
 from collections import defaultdict
@@ -161,7 +165,13 @@ def build_user_classes(plan: dict[str, Any], recorder: Recorder, offset: Callabl
     common: dict[str, str] = plan.get("headers") or {}
     keys: dict[str, str] = plan.get("keys") or {}
     counter = iter(range(10**9))
-    tasks = {_make_task(t, keys, recorder): int(t["weight"]) for t in plan["tasks"]}
+    arms: list[dict[str, Any]] = plan.get("arms") or []
+    if arms:  # a canary: every request goes to each side in turn, from one user class
+        tasks = {_paired_task(t, arms, recorder): int(t["weight"]) for t in plan["tasks"]}
+        hosts = [arms[0]["instances"][0]]
+    else:
+        tasks = {_make_task(t, keys, recorder): int(t["weight"]) for t in plan["tasks"]}
+        hosts = plan["instances"]
 
     # Every identity of the pool is used: user n sends as clients[n], clients[n + slots], ...
     # in turn, one per request. A worker runs at most `users` users, so worker k's users are
@@ -178,7 +188,7 @@ def build_user_classes(plan: dict[str, Any], recorder: Recorder, offset: Callabl
         self.headers_cache = {}
 
     classes = []
-    for i, host in enumerate(plan["instances"]):
+    for i, host in enumerate(hosts):
         attrs = {
             "host": host,
             "wait_time": wait,
@@ -194,10 +204,56 @@ def build_user_classes(plan: dict[str, Any], recorder: Recorder, offset: Callabl
 
 
 def _make_task(t: dict[str, Any], keys: dict[str, str], recorder: Recorder) -> Any:
-    method, path, label = t["method"], t["path"], t["label"]
+    send = _make_sender(t, keys, recorder)
+
+    def task(user: Any) -> None:
+        send(user, "", next(user.identities) if user.identities is not None else "")
+
+    task.__name__ = f"task_{t['label']}"
+    return task
+
+
+def _paired_task(t: dict[str, Any], arms: list[dict[str, Any]], recorder: Recorder) -> Any:
+    """The task sent to every side of a canary in turn, in a random order (neither side always
+    goes first), by the same user with the same client identity; fresh values per request."""
+    sides = [
+        (
+            _make_sender(
+                t,
+                arm["keys"],
+                recorder,
+                label=t["label"] + arm["suffix"],
+                extra_headers=arm["headers"],
+            ),
+            list(arm["instances"]),
+        )
+        for arm in arms
+    ]
+
+    def task(user: Any) -> None:
+        ip = next(user.identities) if user.identities is not None else ""
+        order = sides if random.random() < 0.5 else sides[::-1]
+        for send, hosts in order:
+            send(user, random.choice(hosts), ip)
+
+    task.__name__ = f"task_{t['label']}"
+    return task
+
+
+def _make_sender(
+    t: dict[str, Any],
+    keys: dict[str, str],
+    recorder: Recorder,
+    *,
+    label: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Callable[[Any, str, str], None]:
+    """send(user, base, ip): one request of the task, to `base` (empty: the user's host)."""
+    method, path = t["method"], t["path"]
+    label = label or t["label"]
     expect = frozenset(int(s) for s in t["expect"])
     body = t.get("body")
-    headers: dict[str, str] = dict(t.get("headers") or {})
+    headers: dict[str, str] = {**(extra_headers or {}), **(t.get("headers") or {})}
     key = keys.get(t.get("key") or "anon") if t.get("key") != "none" else None
     if key:
         headers = {"apikey": key, "Authorization": f"Bearer {key}", **headers}
@@ -209,9 +265,8 @@ def _make_task(t: dict[str, Any], keys: dict[str, str], recorder: Recorder) -> A
 
     recorder.expect[label] = expect
 
-    def task(user: Any) -> None:
+    def send(user: Any, base: str, ip: str) -> None:
         ctx = user.gen_ctx
-        ip = next(user.identities) if user.identities is not None else ""
         ctx["client_ip"] = ip
         data = json.dumps(fill(body, ctx)).encode() if dynamic_body else static_body
         if dynamic_headers:
@@ -222,10 +277,9 @@ def _make_task(t: dict[str, Any], keys: dict[str, str], recorder: Recorder) -> A
                 h = user.headers_cache[label] = {**user.base_headers, **headers}
         if ip:
             h = {**h, "X-Forwarded-For": ip}
-        user.client.request(method, path, name=label, data=data, headers=h)
+        user.client.request(method, base + path, name=label, data=data, headers=h)
 
-    task.__name__ = f"task_{label}"
-    return task
+    return send
 
 
 def control_lines(fd: int) -> Any:
