@@ -56,9 +56,9 @@ def test_defaults(tmp_path: Path) -> None:
         ("  - {function: balanse, measure: p95, tolerance: 20%}", 10, "'balanse' is not a task"),
         ("  - {function: balance, measure: p95, tolerance: 20}", 10, "needs a unit"),
         ("  - {function: balance, measure: error_rate, tolerance: 2ms}", 10, "percentage points"),
-        ("  - {function: balance, measure: p96, tolerance: 5%}", 10, "'p95'"),
+        ("  - {function: balance, measure: p96, tolerance: 5%}", 10, "unknown measure 'p96'"),
         ("  - {query: 'avg:x{$version}', worse: increase, tolerance: 1}", 10, "source: passive"),
-        ("  - {function: balance, measure: p95, tolerence: 5%}", 10, "unknown field 'tolerence'"),
+        ("  - {function: balance, measure: p95, tolerence: 5%}", 10, "did you mean 'tolerance'"),
     ],
 )
 def test_a_bad_metric_names_its_line(tmp_path: Path, change: str, line: int, message: str) -> None:
