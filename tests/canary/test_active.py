@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from load.helpers import fake_profile, fake_target
+from observe.fake_datadog import FakeDatadog
 from omnidrill.canary.models import CanaryScenario
-from omnidrill.canary.runner import run_canary
+from omnidrill.canary.runner import post_to_datadog, run_canary
 from omnidrill.errors import UsageError
 from omnidrill.netutil import free_port
 from omnidrill.profile import TargetProfile
@@ -94,6 +95,18 @@ def test_a_slower_canary_fails_naming_its_latency_metrics(tmp_path: Path) -> Non
     worse = {m.label for m in result.judgement.metrics if m.status == "worse"}  # type: ignore[union-attr]
     assert worse == {"wallet-balance p50", "all p95"}
     assert any("wallet-balance p50" in r for r in result.judgement.reasons)  # type: ignore[union-attr]
+    # the Datadog event of the run, through the real SDK against the fake API
+    dd = FakeDatadog().start()
+    try:
+        event_id, warnings = post_to_datadog(result, environment="dev", environ=dd.sdk_env())
+    finally:
+        dd.stop()
+    assert warnings == [] and event_id is not None
+    event = dd.events[0]
+    assert event["title"] == "omnidrill: canary-fake FAILED on fake"
+    assert event["alert_type"] == "error" and "drill:canary-fake" in event["tags"]
+    assert "FAIL wallet-balance p50" in event["text"] and "PASS all error_rate" in event["text"]
+    assert {s["metric"] for s in dd.series} >= {"omnidrill.drill.passed"}
 
 
 def test_a_failing_canary_fails_on_its_error_rate(tmp_path: Path) -> None:
@@ -123,3 +136,21 @@ def test_sides_that_share_an_instance_are_refused(tmp_path: Path) -> None:
         run_canary(scenario(canary={"instances": [0]}), p, out_dir=tmp_path, load_profile=never)
     with pytest.raises(UsageError, match="outside profile 'fake'"):
         run_canary(scenario(canary={"instances": [5]}), p, out_dir=tmp_path, load_profile=never)
+
+
+def test_a_canary_on_a_production_profile_of_its_own_needs_its_name(tmp_path: Path) -> None:
+    from omnidrill.errors import RunRefused
+
+    with fake_target(delay_ms=1) as ports, fake_target(delay_ms=1) as other:
+        prod = TargetProfile.model_validate(
+            {
+                **fake_profile(other),
+                "name": "prod-canary",
+                "environment": "production",
+                "keys": {"anon": {"env": "X_ANON"}, "service_role": {"env": "X_SERVICE"}},
+            }
+        )
+        sc = scenario(baseline={"instances": [0]}, canary={"profile": "prod-canary"})
+        with pytest.raises(RunRefused, match="--confirm prod-canary"):
+            run_canary(sc, profile(ports), out_dir=tmp_path, load_profile=lambda _: prod)
+        assert clients_seen(ports[0]) == {} and clients_seen(other[0]) == {}

@@ -103,3 +103,26 @@ def test_tolerances_and_sample_floors() -> None:
     floors = [min_samples_floor(m, series=False) for m in ("p50", "p95", "p99", "error_rate")]
     assert floors == [20, 200, 1000, 100]
     assert min_samples_floor("p95", series=True) == 10
+
+
+def test_dry_run_says_sides_metrics_and_drills() -> None:
+    from types import SimpleNamespace
+
+    from omnidrill.canary.runner import plan_text
+    from omnidrill.profile import TargetProfile
+
+    profile = TargetProfile.model_validate(
+        {
+            "name": "two",
+            "base_url": "http://127.0.0.1:1",
+            "instances": ["http://127.0.0.1:1", "http://127.0.0.1:2"],
+            "keys": {"anon": {"value": "a"}, "service_role": {"value": "s"}},
+            "controls": {"url": "http://127.0.0.1:3/rest/v1"},
+        }
+    )
+    sc = load_scenario(ROOT / "scenarios" / "canary.yaml", variables(False))
+    text = plan_text(Path("scenarios/canary.yaml"), sc, profile, SimpleNamespace(variables={}))
+    assert "baseline: http://127.0.0.1:1 (profile two)" in text
+    assert "canary: http://127.0.0.1:2 (profile two)" in text
+    assert "wallet-balance p95: worse if it rises by more than 20 % (needs 200 a side)" in text
+    assert "alpha 0.0017" in text and "then against the canary only: chaos/kill-switch.yaml" in text

@@ -78,6 +78,7 @@ class MetricResult:
     query: str | None
     worse: str
     tolerance: str
+    rule: str  # when it counts as worse, in words
     critical: bool
     weight: float
     status: MetricStatus
@@ -124,6 +125,7 @@ class MetricResult:
             "query": self.query,
             "worse": self.worse,
             "tolerance": self.tolerance,
+            "rule": self.rule,
             "critical": self.critical,
             "weight": self.weight,
             "status": self.status,
@@ -138,6 +140,11 @@ class MetricResult:
             "relative_change": self.relative_change,
             "p_value": self.p_value,
             "effect_a": self.effect_a,
+            "shown": {
+                "baseline": self.show(self.baseline_value),
+                "canary": self.show(self.canary_value),
+                "change": self.change_text(),
+            },
             "distributions": self.distributions,
         }
 
@@ -166,6 +173,7 @@ def judge_metric(
         query=metric.query,
         worse=metric.worse_direction,
         tolerance=tol.describe(metric.measure),
+        rule=metric.rule,
         critical=metric.critical,
         weight=metric.weight,
         status="inconclusive",

@@ -204,6 +204,12 @@ class CanaryMetric(SpecModel):
         return self.worse or "increase"
 
     @property
+    def rule(self) -> str:
+        """When it counts as worse, in words."""
+        moves = {"increase": "it rises", "decrease": "it falls", "either": "it moves"}
+        return f"{moves[self.worse_direction]} by more than {self.bound.describe(self.measure)}"
+
+    @property
     def bound(self) -> Tolerance:
         return parse_tolerance(self.tolerance, self.measure)
 

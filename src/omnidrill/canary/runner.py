@@ -11,7 +11,7 @@ result.verdict, result.judgement.metrics, result.to_json(), result.exit_code
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,8 @@ from omnidrill import secrets
 from omnidrill.canary.judge import CanaryJudgement, DrillOnCanary, MetricData, judge
 from omnidrill.canary.models import CanaryScenario
 from omnidrill.canary.sides import ProfileLoader, SideTarget, resolve_sides, side_target
-from omnidrill.errors import Inconclusive, RunRefused, UsageError
+from omnidrill.errors import Inconclusive, UsageError
+from omnidrill.production import require_confirmation
 from omnidrill.profile import TargetProfile
 
 if TYPE_CHECKING:
@@ -110,12 +111,16 @@ def _measure(
     load: ProfileLoader,
     out_dir: Path,
     result: CanaryResult,
+    confirm: str | None,
 ) -> tuple[dict[str, MetricData], SideTarget | None]:
     """Both sides' samples per metric, and the canary's target (for its drills)."""
     if scenario.source == "active":
         from omnidrill.canary.active import run_active
 
         baseline, canary = resolve_sides(scenario, profile, load)
+        for side in (baseline, canary):
+            if side.own_profile:  # --target's own was checked before the run began
+                require_confirmation(side.profile, confirm)
         result.sides = {"baseline": baseline.describe(), "canary": canary.describe()}
         measured, warnings = run_active(scenario, baseline, canary, out_dir)
         result.warnings += warnings
@@ -143,16 +148,18 @@ def run_canary(
     out_dir: Path,
     load_profile: ProfileLoader,
     run_drills: DrillRunner | None = None,
+    confirm: str | None = None,
 ) -> CanaryResult:
     """Measure, run the drills against the canary, judge. Never raises for what the sides do:
-    an outside failure (a side down, Datadog refusing) leaves the verdict inconclusive."""
+    an outside failure (a side down, Datadog refusing) leaves the verdict inconclusive. A side
+    on a production profile of its own needs `confirm` to name it (RunRefused, nothing sent)."""
     result = CanaryResult(
         scenario.name, scenario.source, profile.name, sides={}, started_at=time.time()
     )
     data: dict[str, MetricData] = {}
     canary_side: SideTarget | None = None
     try:
-        data, canary_side = _measure(scenario, profile, load_profile, out_dir, result)
+        data, canary_side = _measure(scenario, profile, load_profile, out_dir, result, confirm)
     except Inconclusive as exc:
         result.not_measured = secrets.scrub(str(exc))
         if scenario.drills and scenario.source == "active":
@@ -165,6 +172,46 @@ def run_canary(
         result.judgement.reasons.insert(0, result.not_measured)
     result.ended_at = time.time()
     return result
+
+
+def post_to_datadog(
+    result: CanaryResult,
+    *,
+    environment: str,
+    run_id: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[int | None, list[str]]:
+    """The canary's result as a drill event and `omnidrill.drill.*` metrics (drill
+    `canary-<name>`, one line per metric); (event id, warnings). Nothing without DD_API_KEY;
+    a refusal is a warning, never a changed verdict."""
+    from omnidrill.observe.drill_events import ClauseResult, DrillOutcome, report_drill_result
+
+    j = result.judgement
+    lines = [ClauseResult(m.label, m.status == "pass", m.reason) for m in (j.metrics if j else [])]
+    lines += [
+        ClauseResult(f"contract {d.file}", d.verdict == "passed", d.verdict)
+        for d in (j.drills if j else [])
+    ]
+    verdict = {"passed": "passed", "failed": "failed"}.get(result.outcome, "inconclusive")
+    why = None if result.verdict == "pass" else f"canary {result.verdict}"
+    if why and j and j.score is not None:
+        why += f", score {j.score:.1f}"
+    outcome = DrillOutcome(
+        drill=f"canary-{result.name}",
+        target=result.target,
+        environment=environment,
+        verdict=verdict,  # type: ignore[arg-type]
+        duration_s=max(0.0, result.ended_at - result.started_at),
+        clauses=lines,
+        ended_at=result.ended_at or time.time(),
+        run_id=run_id,
+        error=why,
+    )
+    try:
+        reported = report_drill_result(outcome, environ=environ)
+    except Exception as exc:
+        return None, [secrets.scrub(f"Datadog: canary result not posted ({exc})")]
+    return (reported.event_id if reported else None), []
 
 
 # --- inside `omnidrill run` -------------------------------------------------------------
@@ -203,11 +250,7 @@ def drills_on_canary(
         resolved = resolve(profile)
         sub = replace(ctx, resolved=resolved)
         if side.own_profile:  # another system: its own controls, fault proxy and ledger
-            if profile.environment == "production" and confirm != profile.name:
-                raise RunRefused(
-                    f"the canary's profile {profile.name!r} is a production profile: pass "
-                    f"--confirm {profile.name} to run drills against it"
-                )
+            require_confirmation(profile, confirm)
             ledger = Ledger(profile.name)
             refuse_pending(ledger, profile.name)
             sub = replace(sub, target=profile.name, world=open_world(resolved), ledger=ledger)
@@ -259,8 +302,17 @@ def run_in(
         run_drills=drills_on_canary(
             ctx, drill_paths(path, scenario), opts.variables, opts.confirm, engine_outcomes
         ),
+        confirm=opts.confirm,
     )
     data = result.to_json()
+    event_id, warnings = post_to_datadog(
+        result, environment=ctx.resolved.profile.environment, run_id=ctx.run_id
+    )
+    if event_id is not None:
+        data["datadog_event_id"] = event_id
+    for w in warnings:
+        ctx.printer.line(f"warning: {w}")
+    data["warnings"] += warnings
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"canary-{scenario.name}.json").write_text(json.dumps(data, indent=2) + "\n")
     # the clauses its drills checked are in their own journal records
@@ -270,3 +322,40 @@ def run_in(
     for line in result.lines():
         ctx.printer.line(line)
     return row, result.exit_code
+
+
+def plan_text(path: Path, scenario: CanaryScenario, profile: TargetProfile, opts: Any) -> str:
+    """What `run --dry-run` prints of a canary: its sides, how it is measured, its metrics."""
+    from omnidrill.cliutil import load_profile
+
+    lines = [f"canary {path} ({scenario.source}): {scenario.description or scenario.name}"]
+    if scenario.source == "active" and scenario.load is not None:
+        baseline, canary = resolve_sides(
+            scenario, profile, lambda name: load_profile(name, opts.variables)
+        )
+        lines += [f"  {baseline.describe()}", f"  {canary.describe()}"]
+        load = scenario.load
+        lines.append(
+            f"  load: {load.users} users for {load.duration:g} s, each request to both sides; "
+            f"requests of the first {scenario.warmup:g} s not judged"
+        )
+    elif scenario.datadog is not None:
+        lines.append(
+            f"  Datadog: the last {scenario.datadog.window:g} s before {scenario.datadog.end}, "
+            f"one sample per {scenario.datadog.interval:g} s, "
+            f"{scenario.datadog.version_tag}:{scenario.baseline.version} against "
+            f"{scenario.datadog.version_tag}:{scenario.canary.version}"
+        )
+    alpha = (1 - scenario.confidence) / len(scenario.metrics)
+    lines.append(f"  metrics (each tested at alpha {alpha:.2g}):")
+    for m in scenario.metrics:
+        need = m.needed_samples(series=scenario.judged_on_series)
+        flag = ", critical" if m.critical else ""
+        lines.append(f"    {m.label}: worse if {m.rule} (needs {need} a side{flag})")
+    lines.append(
+        f"  verdict: pass at score {scenario.scores.pass_:g}, marginal at "
+        f"{scenario.scores.marginal:g}"
+    )
+    for d in scenario.drills:
+        lines.append(f"  then against the canary only: {d}")
+    return "\n".join(lines)

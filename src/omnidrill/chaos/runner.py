@@ -175,6 +175,10 @@ def run(
         for item in loaded:
             if item.kind == "drill":
                 print(secrets.scrub(plan_text(resolved, str(item.path), item.model)))
+            elif getattr(item.model.root, "type", "") == "canary":
+                from omnidrill.canary.runner import plan_text as canary_plan
+
+                print(secrets.scrub(canary_plan(item.path, item.model.root, profile, opts)))
             else:
                 print(f"scenario {item.path}: run by the load runner against {profile.base_url}")
             print()

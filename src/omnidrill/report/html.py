@@ -87,6 +87,12 @@ def scenario_chart(s: ScenarioView) -> str | None:
     )
 
 
+def canary_charts(s: ScenarioView) -> dict[str, str | None]:
+    from omnidrill.report.canary_charts import canary_metric_svg
+
+    return {m.label: canary_metric_svg(m) for m in (s.canary.metrics if s.canary else [])}
+
+
 def render_html(run: RunView, contract_href: str = CONTRACT_DOC) -> str:
     """The report page of one run; each clause links to its section at `contract_href`."""
     drills = sorted(run.drills, key=lambda d: (verdict_rank(d.verdict), d.name))
@@ -103,6 +109,7 @@ def render_html(run: RunView, contract_href: str = CONTRACT_DOC) -> str:
             drills=drills,
             charts=charts,
             scenario_charts={s.name: scenario_chart(s) for s in run.scenarios},
+            canary_charts={s.name: canary_charts(s) for s in run.scenarios if s.canary},
             coverage=coverage,
             uncovered=uncovered,
             clause_titles=CLAUSE_TITLES,

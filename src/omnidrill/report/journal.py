@@ -14,6 +14,8 @@ from typing import Any
 from omnidrill import secrets
 from omnidrill.errors import UsageError
 from omnidrill.report.model import (
+    CanaryMetricView,
+    CanaryView,
     CheckView,
     DrillView,
     Evidence,
@@ -267,6 +269,7 @@ def _scenario(row: dict[str, Any]) -> ScenarioView:
     file = str(row.get("name") or "")
     name = str(raw.get("name") or Path(file).stem or "scenario")
     total = stats.get("total") or {}
+    canary = _canary(raw) if raw.get("type") == "canary" else None
     return ScenarioView(
         name=name,
         file=file or None,
@@ -278,6 +281,49 @@ def _scenario(row: dict[str, Any]) -> ScenarioView:
         checks=checks,
         traffic=_traffic(traffic, None),
         totals={k: total.get(k) for k in ("requests", "failures", "error_rate", "rps")},
+        canary=canary,
+    )
+
+
+def _canary(raw: dict[str, Any]) -> CanaryView:
+    """A canary's result (`omnidrill.canary.runner.CanaryResult.to_json()`)."""
+    metrics = []
+    for m in raw.get("metrics") or []:
+        if not isinstance(m, dict):
+            continue
+        shown = m.get("shown") or {}
+        samples = m.get("samples") or {}
+        metrics.append(
+            CanaryMetricView(
+                label=str(m.get("metric", "?")),
+                measure=m.get("measure"),
+                status=str(m.get("status", "inconclusive")),
+                reason=str(m.get("reason", "")),
+                rule=str(m.get("rule", "")),
+                critical=bool(m.get("critical")),
+                baseline=str(shown.get("baseline", "-")),
+                canary=str(shown.get("canary", "-")),
+                change=str(shown.get("change", "-")),
+                p_value=_num(m.get("p_value")),
+                alpha=_num(m.get("alpha")),
+                effect_a=_num(m.get("effect_a")),
+                n_baseline=int(samples.get("baseline") or 0),
+                n_canary=int(samples.get("canary") or 0),
+                needed=int(m.get("needed") or 0),
+                series=bool(m.get("series")),
+                distributions=m.get("distributions") or {},
+            )
+        )
+    return CanaryView(
+        verdict=str(raw.get("verdict", "inconclusive")),
+        source=str(raw.get("source", "active")),
+        score=_num(raw.get("score")),
+        reasons=[str(r) for r in raw.get("reasons") or []],
+        sides={str(k): str(v) for k, v in (raw.get("sides") or {}).items()},
+        per_side=raw.get("per_side") or {},
+        metrics=metrics,
+        drills=[d for d in raw.get("drills") or [] if isinstance(d, dict)],
+        window=raw.get("window"),
     )
 
 

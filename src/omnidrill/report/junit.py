@@ -126,7 +126,23 @@ def scenario_cases(s: ScenarioView, target: str) -> list[Case]:
         for t in s.thresholds
     ]
     cases += [_check_case(c, classname) for c in s.checks]
+    cases += canary_cases(s, classname)
     return cases + _outcome_case("scenario", classname, s.verdict, s.reason, s.duration_s, cases)
+
+
+def canary_cases(s: ScenarioView, classname: str) -> list[Case]:
+    """A case per canary metric: worse is a failure, too few samples an error."""
+    out = []
+    for m in s.canary.metrics if s.canary else []:
+        outcome = {"pass": "passed", "worse": "failure"}.get(m.status, "error")
+        text = (
+            f"baseline {m.baseline}, canary {m.canary}, change {m.change}; worse if "
+            f"{m.rule}; p = {m.p_value}, alpha = {m.alpha}, "
+            f"A = {m.effect_a}; samples {m.n_baseline} / {m.n_canary} (needs {m.needed})"
+        )
+        message = "" if outcome == "passed" else m.reason
+        out.append(Case(f"metric {m.label}", classname, 0.0, outcome, message, m.status, text))
+    return out
 
 
 def _suite(

@@ -69,12 +69,16 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
         lines += ["| scenario | verdict | checks held | duration | why |", "|---|---|---|---|---|"]
         for s in run.scenarios:
             judged = [t.passed for t in s.thresholds] + [c.verdict == "passed" for c in s.checks]
+            judged += [m.status == "pass" for m in s.canary.metrics] if s.canary else []
             held = f"{sum(judged)}/{len(judged)}"
             skipped = [c.clause or c.name for c in s.checks if c.verdict == "skipped"]
             if skipped:
                 held += f" ({len(skipped)} skipped: {', '.join(skipped)})"
             failed = [t.message for t in s.thresholds if not t.passed]
             why = _short(s.reason or "; ".join(failed)) if s.verdict != "passed" else ""
+            if s.canary:  # its own verdict (marginal included) and score lead
+                score = f", score {s.canary.score:.1f}" if s.canary.score is not None else ""
+                why = _short(f"canary {s.canary.verdict}{score}" + (f": {why}" if why else ""))
             lines.append(
                 "| "
                 + " | ".join(

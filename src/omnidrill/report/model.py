@@ -173,8 +173,51 @@ class DrillView:
 
 
 @dataclass
+class CanaryMetricView:
+    """One metric of a canary: both sides, the test, the verdict, what to draw."""
+
+    label: str
+    measure: str | None
+    status: str  # pass | worse | inconclusive
+    reason: str
+    rule: str  # when it counts as worse: "it rises by more than 20 %"
+    critical: bool
+    baseline: str  # the metric's value on each side, with its unit
+    canary: str
+    change: str
+    p_value: float | None
+    alpha: float | None
+    effect_a: float | None
+    n_baseline: int
+    n_canary: int
+    needed: int
+    series: bool
+    distributions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """In the words every report uses for checks."""
+        return {"pass": "passed", "worse": "failed"}.get(self.status, "inconclusive")
+
+
+@dataclass
+class CanaryView:
+    """A canary scenario: the verdict, the score, both sides and every metric."""
+
+    verdict: str  # pass | marginal | fail | inconclusive
+    source: str
+    score: float | None
+    reasons: list[str]
+    sides: dict[str, str]
+    per_side: dict[str, Any]
+    metrics: list[CanaryMetricView]
+    drills: list[dict[str, Any]]
+    window: dict[str, Any] | None = None
+
+
+@dataclass
 class ScenarioView:
-    """A load or rate-limit scenario run on its own (not as a drill's background)."""
+    """A load, rate-limit or canary scenario run on its own (not as a drill's background)."""
 
     name: str
     file: str | None
@@ -186,6 +229,7 @@ class ScenarioView:
     checks: list[CheckView] = field(default_factory=list)
     traffic: list[TrafficSecond] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
+    canary: CanaryView | None = None
 
     @property
     def duration_s(self) -> float | None:

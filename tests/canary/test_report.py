@@ -1,0 +1,73 @@
+"""A canary through `omnidrill run` to its reports: the journal row, report.html (both sides per
+metric, drawn), a JUnit case per metric, summary.md, and the exit code."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from junitparser import Error, Failure, JUnitXml
+
+from load.helpers import fake_profile, fake_target
+from omnidrill.chaos.runner import RunOptions, run
+from omnidrill.profile import TargetProfile
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = """\
+type: canary
+name: fake-canary
+load:
+  users: 4
+  duration: 5s
+  pacing: {per_user_rps: 25}
+  clients: 20
+  tasks:
+    - {function: wallet-balance, body: {address: "${address}"}}
+warmup: 1s
+metrics:
+  - {function: wallet-balance, measure: p50, tolerance: 20%}
+  - {function: wallet-balance, measure: p99, tolerance: 20%}
+  - {function: wallet-balance, measure: error_rate, tolerance: 1%}
+"""
+
+
+def test_a_slower_canary_in_every_report(tmp_path: Path) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "canary.yaml").write_text(SCENARIO)
+    with ExitStack() as stack:
+        ports = [stack.enter_context(fake_target(delay_ms=d))[0] for d in (3, 7)]
+        profile = TargetProfile.model_validate(fake_profile(ports))
+        opts = RunOptions(target="fake", report_dir=tmp_path / "report")
+        code = run([folder / "canary.yaml"], profile, opts)
+    assert code == 1
+    journal = json.loads((tmp_path / "report" / "journal.json").read_text())
+    row = journal["scenarios"][0]
+    assert row["verdict"] == "failed" and row["result"]["type"] == "canary"
+    statuses = {m["metric"]: m["status"] for m in row["result"]["metrics"]}
+    # p99 needs 1000 requests a side: 5 s of this load has fewer, so it is not judged
+    assert statuses == {
+        "wallet-balance p50": "worse",
+        "wallet-balance p99": "inconclusive",
+        "wallet-balance error_rate": "pass",
+    }
+
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert 'data-canary-verdict="fail"' in html
+    assert html.count("<svg") >= 2  # the p50 and the error rate drawn (p99 has nothing yet)
+    assert "needs 1000" in html and 'data-metric="wallet-balance p50" data-status="worse"' in html
+
+    cases = {
+        c.name: c
+        for suite in JUnitXml.fromfile(str(tmp_path / "report" / "junit.xml"))
+        for c in suite
+    }
+    assert isinstance(cases["metric wallet-balance p50"].result[0], Failure)
+    assert isinstance(cases["metric wallet-balance p99"].result[0], Error)
+    assert cases["metric wallet-balance error_rate"].is_passed
+
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "| fake-canary | ❌ FAILED | 1/3 |" in summary and "canary fail" in summary
