@@ -20,7 +20,8 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile -m "not serial and not slow"
+	$(BIN)/pytest -m "serial and not slow"
 
 format: setup
 	$(BIN)/ruff format .

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_TIMEOUT_S = 280
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
     # a copy of the project's drills and scenarios, so reports/ lands in tmp_path
     for folder in ("chaos", "scenarios"):

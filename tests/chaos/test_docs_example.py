@@ -85,7 +85,7 @@ def test_the_chaos_readme_is_not_read_as_a_drill() -> None:
     assert all(p.suffix == ".yaml" for p in expand([CHAOS]))
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_the_example_drill_passes_on_the_reference_stack(tmp_path: Path) -> None:
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run

@@ -33,7 +33,7 @@ CASES = [
 ]
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize(("fault", "drill", "clauses", "args"), CASES, ids=[c[0] for c in CASES])
 def test_faulty_target_fails_the_drill(
     fault: str, drill: str, clauses: set[str], args: list[str], tmp_path: Path
@@ -48,7 +48,7 @@ def test_faulty_target_fails_the_drill(
     assert result.journal["pending_undos"] == [], "every undo ran"
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.redis
 def test_redis_fail_open_fails_r7(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
     args = ["--redis", redis_url, "--redis-prefix", f"{redis_prefix}faulty:"]

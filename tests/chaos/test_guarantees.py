@@ -96,7 +96,7 @@ KILL_POINTS = [
 ]
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize("where", ["ledger", "another-folder"])
 @pytest.mark.parametrize(("drill", "change"), KILL_POINTS)
 def test_sigkill_mid_step_then_recover(
@@ -192,7 +192,7 @@ def _start_long(stack: Stack, tmp_path: Path) -> tuple[subprocess.Popen[str], Pa
     return proc, state
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_halt_from_another_folder_rolls_back_within_a_second(stack: Stack, tmp_path: Path) -> None:
     before = target_state(stack)
     proc, _ = _start_long(stack, tmp_path)
@@ -212,7 +212,7 @@ def test_halt_from_another_folder_rolls_back_within_a_second(stack: Stack, tmp_p
     assert target_state(stack) == before
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize(("sig", "said"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
 def test_signal_rolls_back_and_exits_3(
     stack: Stack, tmp_path: Path, sig: signal.Signals, said: str
@@ -226,7 +226,7 @@ def test_signal_rolls_back_and_exits_3(
     assert target_state(stack) == before
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_max_duration_aborts_after_rollbacks(stack: Stack, tmp_path: Path) -> None:
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run
@@ -245,7 +245,7 @@ def test_max_duration_aborts_after_rollbacks(stack: Stack, tmp_path: Path) -> No
 # --- refusals that touch nothing ----------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_steady_state_miss_touches_nothing(stack: Stack, tmp_path: Path) -> None:
     resolved = resolve(_profile(stack))
     store = open_store(resolved)
@@ -344,7 +344,7 @@ def test_dry_run_prints_resolved_plan_and_touches_nothing(stack: Stack, tmp_path
 # --- a fault that does not take effect is inconclusive --------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_fault_outside_the_target_path_is_inconclusive(stack: Stack, tmp_path: Path) -> None:
     """A profile whose proxies the target's traffic does not cross: exit 5, never pass/fail."""
     from omnidrill.netutil import free_port, wait_for_port
@@ -386,7 +386,7 @@ def test_fault_outside_the_target_path_is_inconclusive(stack: Stack, tmp_path: P
 # --- the journal ------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_journal_is_complete_and_scrubbed(stack: Stack, tmp_path: Path) -> None:
     result = run_drills(stack, "kill-switch", report=tmp_path / "report")
     j = result.journal
@@ -451,7 +451,7 @@ method:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_background_load_split_per_phase(stack: Stack, tmp_path: Path) -> None:
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run
@@ -499,7 +499,7 @@ thresholds:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_run_takes_drills_and_scenarios_together(stack: Stack, tmp_path: Path) -> None:
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run
@@ -522,7 +522,7 @@ def test_run_takes_drills_and_scenarios_together(stack: Stack, tmp_path: Path) -
     assert journal["scenarios"][0]["result"]["name"] == "tiny"
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_run_scales_load_scenarios_over_workers(stack: Stack, tmp_path: Path) -> None:
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run
@@ -569,7 +569,7 @@ method:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_ctrl_c_while_recovery_is_measured_still_releases_the_lock(tmp_path: Path) -> None:
     # A controls cache of 6 s keeps the kill switch answered after the rollback restored the
     # row, so the recovery check is still polling when the signal arrives.
@@ -604,7 +604,7 @@ def test_ctrl_c_while_recovery_is_measured_still_releases_the_lock(tmp_path: Pat
         assert again.returncode == 0, out2
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_paced_traffic_stays_under_the_limit_and_says_what_it_cannot_prove(
     tmp_path: Path,
 ) -> None:
@@ -626,7 +626,7 @@ def test_paced_traffic_stays_under_the_limit_and_says_what_it_cannot_prove(
 # --- a rollback that fails: exit 4, said loudly, and recover finishes the job -----------------
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_failed_rollback_exits_4_and_recover_finishes(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _state_dir: Path
 ) -> None:
@@ -685,7 +685,7 @@ def test_failed_rollback_exits_4_and_recover_finishes(
     assert target_state(stack) == before
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_undo_restores_the_previous_values_not_all_off(stack: Stack, tmp_path: Path) -> None:
     """An operator's own settings (an allow-list, who changed it, why) come back exactly."""
     resolved = resolve(_profile(stack))

@@ -23,7 +23,7 @@ def fake_dd(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDatadog]:
         fake.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_drill_result_posted_and_monitors_muted_then_unmuted(
     fake_dd: FakeDatadog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,7 +48,7 @@ abort_if:
 GUARDED += HOLD_KILL_SWITCH
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_a_datadog_monitor_alerting_aborts_the_drill(fake_dd: FakeDatadog, tmp_path: Path) -> None:
     import threading
     import time

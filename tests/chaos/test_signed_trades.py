@@ -43,7 +43,7 @@ def _calls(url: str, method: str) -> list[dict]:
     return resp.json()["calls"]
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_kill_switch_drill_passes_with_signed_trades(
     signer_stack: Stack, key: str, tmp_path: Path
 ) -> None:
@@ -77,7 +77,7 @@ def test_kill_switch_drill_passes_with_signed_trades(
     assert digits not in result.output.lower()
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "drill", ["approval-flow", "idempotency", "rpc-both-down", "rpc-primary-outage", "safe-mode"]
 )

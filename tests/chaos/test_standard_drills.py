@@ -46,7 +46,7 @@ def test_the_standard_suite_is_complete() -> None:
     }
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize("drill", DRILLS)
 def test_drill_passes_on_embedded_stack(embedded: Stack, drill: str, tmp_path: Path) -> None:
     result = run_drills(embedded, drill, report=tmp_path / "report")
@@ -65,7 +65,7 @@ def test_drill_passes_on_embedded_stack(embedded: Stack, drill: str, tmp_path: P
     assert limited == 0, "drill traffic stays clear of the rate limit (CONTRACT section 4)"
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.parametrize("drill", DRILLS)
@@ -75,7 +75,7 @@ def test_drill_passes_on_postgres_and_redis(backed: Stack, drill: str, tmp_path:
     assert result.code == 0
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_controls_flipped_by_direct_sql(backed: Stack, pg_dsn: str, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from omnidrill.netutil import free_port
 
 from .helpers import fake_profile, fake_target
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serial
 
 SCENARIO = """\
 type: load

@@ -23,7 +23,7 @@ from omnidrill.load.stats import LoadStats
 
 from .helpers import fake_profile
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serial
 
 
 def scenario(**over: Any) -> LoadScenario:
@@ -143,7 +143,10 @@ def test_master_and_two_workers_add_up(fake_pair: list[int], tmp_path: Path) -> 
     # Six users take turns over the pool of 40 identities from the test range, each user over
     # its own share (so the two workers' users never share one): more identities than users.
     assert 6 < len(seen) <= 40 and all(ip.startswith("198.1") for ip in seen), seen
-    assert sum(seen.values()) == result.stats.total().all.requests - healthz(result)
+    # A request still in flight when the run stops reached the target but has no stats row:
+    # at most one per user.
+    unrecorded = sum(seen.values()) - (result.stats.total().all.requests - healthz(result))
+    assert 0 <= unrecorded <= 6, unrecorded
 
 
 def healthz(result: Any) -> int:

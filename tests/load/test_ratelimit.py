@@ -13,7 +13,7 @@ from omnidrill.load.runner import ScenarioResult, exit_code, run_scenario
 
 from .helpers import fake_profile, fake_target
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serial
 ALL = ["R1", "R2", "R3", "R4", "R5", "R6"]
 
 
