@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,20 @@ def test_exit_codes_and_what_a_failure_says(target_file: Path, tmp_path: Path) -
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "PASSED" in ok.stdout and (tmp_path / "r1/scenarios/good/scenario-good.json").exists()
+    # the same run folder as `run`, which `omnidrill report` renders again
+    for name in ("journal.json", "report.html", "junit.xml", "summary.md"):
+        assert (tmp_path / "r1" / name).is_file(), name
+    journal = json.loads((tmp_path / "r1" / "journal.json").read_text())
+    assert (journal["status"], journal["exit_code"]) == ("passed", 0)
+    assert [s["verdict"] for s in journal["scenarios"]] == ["passed"]
+    (tmp_path / "r1" / "report.html").unlink()
+    again = omnidrill("report", "r1", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "r1" / "report.html").is_file()
+    assert ok.stdout.splitlines()[-2:] == [
+        "report: r1/report.html",
+        "history of runs: index.html; latest points at the newest run",
+    ]
     no = omnidrill(
         "load", str(bad), "--target", str(target_file), "--report-dir", "r2", cwd=tmp_path
     )
@@ -66,6 +81,9 @@ def test_exit_codes_and_what_a_failure_says(target_file: Path, tmp_path: Path) -
     assert "rps > 100000: FAILED, measured" in no.stdout and "/s under" in no.stdout
     assert "p95 < 5s: ok" in no.stdout
     assert "test-anon-key" not in no.stdout + no.stderr  # keys never printed
+    journal = json.loads((tmp_path / "r2" / "journal.json").read_text())
+    assert (journal["status"], journal["exit_code"]) == ("failed", 1)
+    assert "rps > 100000" in (tmp_path / "r2" / "summary.md").read_text()
 
 
 def test_a_malformed_threshold_is_a_usage_error_with_file_and_line(
@@ -116,3 +134,5 @@ def test_master_and_worker_as_on_two_machines(target_file: Path, tmp_path: Path)
     assert worker.returncode == 0, worker.stdout + worker.stderr
     assert "PASSED" in out and "requests > 10: ok" in out
     assert "the master judges" in worker.stdout
+    assert (tmp_path / "m" / "journal.json").is_file()  # the master writes the run folder
+    assert not (tmp_path / "w" / "journal.json").exists()  # a worker has no verdict to write

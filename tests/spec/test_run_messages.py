@@ -139,3 +139,38 @@ def test_a_run_says_where_the_history_of_runs_went(tmp_path: Path) -> None:
     ]
     assert (tmp_path / "out" / "index.html").is_file()
     assert (tmp_path / "out" / "latest").resolve() == (tmp_path / "out" / "run1").resolve()
+
+
+def test_a_dry_run_shows_a_scenario_whole(
+    counted: CountingTarget, omnidrill_cli: RunCli, tmp_path: Path
+) -> None:
+    smoke, rate = (
+        str(ROOT / "scenarios" / "smoke.yaml"),
+        str(ROOT / "scenarios" / "rate-limit.yaml"),
+    )
+    code, out, err = omnidrill_cli("run", smoke, rate, "-t", "fake", "--dry-run", cwd=tmp_path)
+    assert code == 0, err
+    url = counted.url
+    assert out.splitlines() == [
+        f"scenario {smoke}: smoke (load): 20 s of mixed reads; fails on slow answers, errors or "
+        "too little throughput",
+        f"  target fake (dev), 1 instance(s): {url}",
+        "  10 user(s), started at 10/s, for 20 s; 5 requests/s per user; 200 client identities; "
+        "timeout 10 s per request",
+        "  tasks (weight): wallet-balance 3 (POST /functions/v1/wallet-balance, expects 200), "
+        "omnilink-agent 2 (POST /functions/v1/omnilink-agent, expects 200), healthz 1 "
+        "(GET /functions/v1/healthz, expects 200)",
+        "  thresholds: all: p95 < 500ms, error_rate < 1%, rps > 30; wallet-balance: p99 < 1s",
+        "",
+        f"scenario {rate}: rate-limit (rate_limit): R1-R6 against the profile's "
+        "limits.rate_limit / rate_window_s / rate_algorithm",
+        f"  target fake (dev), 1 instance(s): {url}",
+        "  checks R1, R2, R3, R4, R5, R6 on wallet-balance: 100 requests per 60 s (fixed_window; "
+        "the profile's limits)",
+        "  floods for 3 window(s) at 3x the limit, a quiet client at 80% of it, a burst of 1.5x "
+        "it; about 180 s plus one Retry-After",
+        "  judged clause by clause with evidence (CONTRACT section 4)",
+        "",
+        "dry run: nothing was touched",
+    ]
+    assert counted.count == 0

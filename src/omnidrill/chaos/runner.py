@@ -23,8 +23,11 @@ from omnidrill.chaos.plan import plan_text
 from omnidrill.chaos.runtime import Terminated
 from omnidrill.chaos.undo import World
 from omnidrill.errors import ExitCode, RunRefused, UsageError
+from omnidrill.load.describe import scenario_plan_text
+from omnidrill.load.models import RateLimitScenario
 from omnidrill.production import require_confirmation
 from omnidrill.profile import Resolved, TargetProfile, resolve, template_variables
+from omnidrill.scenarios import ScenarioFile
 from omnidrill.spec.loader import YAML_SUFFIXES, load_file, no_such_path, wrong_kind
 
 
@@ -180,7 +183,8 @@ def run(
 
                 print(secrets.scrub(canary_plan(item.path, item.model.root, profile, opts)))
             else:
-                print(f"scenario {item.path}: run by the load runner against {profile.base_url}")
+                model = item.model.root if isinstance(item.model, ScenarioFile) else item.model
+                print(secrets.scrub(scenario_plan_text(resolved, str(item.path), model)))
             print()
         print("dry run: nothing was touched")
         return int(ExitCode.OK)
@@ -195,12 +199,11 @@ def run(
         local.release()
 
 
-def _run_locked(
-    loaded: list[Loaded], resolved: Resolved, opts: RunOptions, printer: Progress, ledger: Ledger
-) -> int:
-    profile = resolved.profile
+def start_journal(
+    profile: TargetProfile, report_dir: Path, variables: dict[str, Any], strict: bool
+) -> Journal:
+    """The journal of a new run in report_dir (`run` and `load` write the same run folder)."""
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + pysecrets.token_hex(3)
-    report_dir = opts.report_dir or default_report_dir(profile.name)
     journal = Journal(
         report_dir / "journal.json",
         run_id=run_id,
@@ -220,10 +223,29 @@ def _run_locked(
         argv=[secrets.scrub(a) for a in sys.argv],
     )
     journal.doc["options"] = {
-        "strict": opts.strict,
+        "strict": strict,
         "report_dir": str(report_dir),
-        "variables": opts.variables,
+        "variables": variables,
     }
+    return journal
+
+
+RUN_STATUS = {0: "passed", 1: "failed", 3: "aborted", 4: "rollback_failed", 5: "inconclusive"}
+
+
+def finish_run(journal: Journal, code: int, opts: RunOptions, printer: Progress) -> None:
+    """Close the journal with the run's verdict, then write and publish its reports."""
+    journal.finish(RUN_STATUS.get(code, "finished"), code)
+    _publish_reports(journal.path, opts, printer)
+
+
+def _run_locked(
+    loaded: list[Loaded], resolved: Resolved, opts: RunOptions, printer: Progress, ledger: Ledger
+) -> int:
+    profile = resolved.profile
+    report_dir = opts.report_dir or default_report_dir(profile.name)
+    journal = start_journal(profile, report_dir, opts.variables, opts.strict)
+    run_id = journal.doc["run_id"]
     world = open_world(resolved)
     from omnidrill.observe.sentry_report import flush, init_sentry
 
@@ -260,8 +282,11 @@ def _run_locked(
                     if {o.verdict for o in outcomes} & {"aborted", "rollback_failed"}:
                         break
                 else:
-                    row, code = _run_scenario(
-                        item, resolved, report_dir, journal, printer, opts.workers
+                    model = item.model.root if isinstance(item.model, ScenarioFile) else item.model
+                    # a rate-limit check runs from this machine alone; --workers scales load
+                    scale = 0 if isinstance(model, RateLimitScenario) else opts.workers
+                    row, code = run_scenario_into(
+                        journal, item.path, model, profile, printer, opts.strict, workers=scale
                     )
                     scenario_rows.append(row)
                     scenario_codes.append(code)
@@ -274,10 +299,8 @@ def _run_locked(
         if world.faults is not None:
             world.faults.close()
     code = exit_code_of(outcomes, scenario_codes, opts.strict)
-    status = {0: "passed", 1: "failed", 3: "aborted", 4: "rollback_failed", 5: "inconclusive"}
-    journal.finish(status.get(code, "finished"), code)
     printer.table(outcomes, scenario_rows, str(journal.path))
-    _publish_reports(journal.path, opts, printer)
+    finish_run(journal, code, opts, printer)
     return code
 
 
@@ -306,36 +329,38 @@ def _publish_reports(journal_path: Path, opts: RunOptions, printer: Progress) ->
         printer.line(f"history of runs: {written.index}; {latest} points at the newest run")
 
 
-def _run_scenario(
-    item: Loaded,
-    resolved: Resolved,
-    report_dir: Path,
+def run_scenario_into(
     journal: Journal,
+    path: Path,
+    scenario: Any,
+    profile: TargetProfile,
     printer: Progress,
-    workers: int = 0,
+    strict: bool = False,
+    **how: Any,
 ) -> tuple[dict[str, Any], int]:
-    """Hand a scenario to the load runner and merge its result into this run."""
-    from omnidrill.load.models import RateLimitScenario
-    from omnidrill.load.runner import exit_code, run_scenario
-    from omnidrill.scenarios import ScenarioFile
+    """Hand a scenario to the load runner (`how`: workers, role, ...) and record it in the run.
 
-    model = item.model.root if isinstance(item.model, ScenarioFile) else item.model
-    printer.line(f"▶ scenario {item.path}")
-    out_dir = report_dir / "scenarios" / item.path.stem
+    A scenario that cannot be judged (the target does not answer) is recorded inconclusive;
+    bad input (UsageError) is not a verdict and propagates."""
+    from omnidrill.load.runner import exit_code, run_scenario
+
+    printer.line(f"▶ scenario {path} ({scenario.type}) against {profile.name}")
+    out_dir = journal.path.parent / "scenarios" / path.stem
     try:
-        # a rate-limit check runs from this machine alone; --workers scales load scenarios
-        scale = 0 if isinstance(model, RateLimitScenario) else workers
-        result = run_scenario(model, resolved.profile, out_dir=out_dir, workers=scale)
+        result = run_scenario(scenario, profile, out_dir=out_dir, **how)
+    except UsageError:
+        raise
     except Exception as exc:
-        row = {"name": str(item.path), "verdict": "inconclusive", "reason": secrets.scrub(str(exc))}
+        row = {"name": str(path), "verdict": "inconclusive", "reason": secrets.scrub(str(exc))}
         journal.doc["scenarios"].append(row)
         journal.flush(force=True)
+        printer.line(f"  inconclusive: {row['reason']}")
         return row, int(ExitCode.INCONCLUSIVE)
-    code = exit_code(result)
+    code = exit_code(result, strict=strict)
     verdict = {0: "passed", 1: "failed", 5: "inconclusive"}.get(code, "failed")
     data = result.to_json()
     row = {
-        "name": str(item.path),
+        "name": str(path),
         "verdict": verdict,
         "result": data,
         "clauses": sorted({v.clause for v in result.verdicts}),

@@ -17,8 +17,6 @@ from rich.console import Console
 from omnidrill.cliutil import ConfirmOption, ReportDirOption, TargetOption, VarOption
 from omnidrill.errors import ExitCode, UsageError
 
-console = Console()
-
 
 def load(
     paths: Annotated[list[Path], typer.Argument(help="scenario files (scenarios/*.yaml)")],
@@ -49,8 +47,19 @@ def load(
     var: VarOption = None,
     confirm: ConfirmOption = None,
 ) -> None:
-    """Run load and rate-limit scenarios and judge them (exit 1 names each failed threshold)."""
-    from omnidrill.chaos.runner import default_report_dir
+    """Run load and rate-limit scenarios and judge them (exit 1 names each failed threshold).
+
+    Writes the same run folder as `run` (journal.json, report.html, junit.xml, summary.md); a
+    worker of a run across machines leaves that to the master."""
+    from omnidrill.chaos.console import Progress
+    from omnidrill.chaos.runner import (
+        RunOptions,
+        default_report_dir,
+        exit_code_of,
+        finish_run,
+        run_scenario_into,
+        start_journal,
+    )
     from omnidrill.cliutil import load_profile, parse_vars
     from omnidrill.load.runner import exit_code, load_scenario, run_scenario
     from omnidrill.production import require_confirmation
@@ -70,24 +79,37 @@ def load(
     scenarios = [load_scenario(p, context) for p in paths]
     base = report_dir or default_report_dir(profile.name)
     role = "master" if master else "worker" if worker else "local"
-    results = []
-    for path, sc in zip(paths, scenarios, strict=True):
-        console.print(f"▶ scenario {path} ({sc.type}) against {profile.name}")
-        result = run_scenario(
-            sc,
-            profile,
-            workers=workers,
-            out_dir=base / "scenarios" / path.stem,
-            role=role,
-            master_host=master_host,
-            master_port=master_port,
-            expect_workers=expect_workers,
-            raw=raw,
-        )
-        for line in result.lines():
-            console.print(line, markup=False, highlight=False)
-        results.append(result)
-    console.print(f"results in {base}")
-    code = exit_code(results, strict=strict)
-    if code != ExitCode.OK:
-        raise typer.Exit(code)
+    how = {
+        "workers": workers,
+        "role": role,
+        "master_host": master_host,
+        "master_port": master_port,
+        "expect_workers": expect_workers,
+        "raw": raw,
+    }
+    printer = Progress(Console(highlight=False))
+    if role == "worker":  # no verdict here: the master judges and writes the run's reports
+        results = []
+        for path, sc in zip(paths, scenarios, strict=True):
+            printer.line(f"▶ scenario {path} ({sc.type}) against {profile.name}")
+            result = run_scenario(sc, profile, out_dir=base / "scenarios" / path.stem, **how)
+            for line in result.lines():
+                printer.line(line)
+            results.append(result)
+        printer.line(f"worker stats in {base}; the master writes the run's reports")
+        raise typer.Exit(exit_code(results, strict=strict))
+    journal = start_journal(profile, base, variables, strict)
+    codes: list[int] = []
+    try:
+        for path, sc in zip(paths, scenarios, strict=True):
+            _row, code = run_scenario_into(journal, path, sc, profile, printer, strict, **how)
+            codes.append(code)
+    except UsageError:
+        journal.finish("refused", int(ExitCode.BAD_INPUT))
+        raise
+    except KeyboardInterrupt:
+        journal.finish("aborted", int(ExitCode.ABORTED))
+        raise
+    code = exit_code_of([], codes, strict)
+    finish_run(journal, code, RunOptions(target=target, report_dir=base), printer)
+    raise typer.Exit(code)
