@@ -1,7 +1,12 @@
 """JSON-RPC with failover (CONTRACT section 6): the primary first, then the fallback.
 
-Each attempt is bounded by `rpc_timeout` as a whole (connect, send and answer). There is no
-circuit breaker: the next request tries the primary again (P3, rpc_recovery_s = 0).
+Each attempt is bounded by `rpc_timeout` as a whole (connect, send and answer). A provider that
+answers but fails (P4: HTTP 429 or 5xx, a JSON-RPC error of the server range -32000..-32099)
+counts as down, like one that cannot be reached; a JSON-RPC error of any other code is the
+caller's and is answered without the fallback. There is no circuit breaker: the next request
+tries the primary again (P3, rpc_recovery_s = 0), unless the primary asked for a pause (a
+`Retry-After` header, or a provider's own hint such as Infura's `error.data.backoff_seconds`),
+which is honoured up to MAX_BACKOFF_S (P3: "within the larger of the two").
 
 The transport is a small keep-alive HTTP/1.1 client on asyncio streams: every read-only
 request makes one RPC call, and httpx's pool cost several times the rest of the request on
@@ -14,7 +19,9 @@ import asyncio
 import itertools
 import json
 import ssl
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +29,8 @@ from omnihub_ref.telemetry import Telemetry
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_IDLE = 64
+MAX_BACKOFF_S = 60.0  # a provider's pause is honoured up to this long
+SERVER_ERRORS = range(-32099, -32000 + 1)  # JSON-RPC 2.0's server range: the provider's fault
 
 
 class TransportError(Exception):
@@ -46,7 +55,7 @@ class HttpPool:
         ).encode()
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def post_json(self, payload: Any) -> tuple[int, bytes]:
+    async def post_json(self, payload: Any) -> Reply:
         body = json.dumps(payload, separators=(",", ":")).encode()
         request = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
         while self._idle:
@@ -71,7 +80,7 @@ class HttpPool:
 
     async def _exchange(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-    ) -> tuple[int, bytes]:
+    ) -> Reply:
         keep = False
         try:
             writer.write(request)
@@ -82,7 +91,7 @@ class HttpPool:
                 if not exc.partial:
                     raise _Stale() from exc
                 raise TransportError("truncated answer") from exc
-            status, length, chunked, keep = _parse_head(head)
+            status, length, chunked, keep, retry_after = _parse_head(head)
             if chunked:
                 data = await _read_chunked(reader)
             elif length is not None:
@@ -92,7 +101,7 @@ class HttpPool:
             else:
                 keep = False
                 data = await reader.read(MAX_RESPONSE_BYTES)
-            return status, data
+            return Reply(status, data, retry_after)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             keep = False
             if isinstance(exc, ConnectionResetError | BrokenPipeError) and not writer.is_closing():
@@ -117,7 +126,28 @@ class _Stale(Exception):
     """A reused connection turned out closed before any answer byte."""
 
 
-def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
+@dataclass(frozen=True)
+class Reply:
+    """A provider's HTTP answer: status, body, and its Retry-After in seconds when it sent one."""
+
+    status: int
+    body: bytes
+    retry_after: float | None = None
+
+
+def _retry_after(value: bytes) -> float | None:
+    """Seconds from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool, float | None]:
     lines = head.split(b"\r\n")
     status_line = lines[0].split(b" ", 2)
     if (
@@ -129,6 +159,7 @@ def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
     length: int | None = None
     chunked = False
     keep = status_line[0] == b"HTTP/1.1"
+    retry_after = None
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -139,7 +170,9 @@ def _parse_head(head: bytes) -> tuple[int, int | None, bool, bool]:
             chunked = True
         elif name == b"connection":
             keep = value == b"keep-alive" or (keep and value != b"close")
-    return int(status_line[1]), length, chunked, keep
+        elif name == b"retry-after":
+            retry_after = _retry_after(value)
+    return int(status_line[1]), length, chunked, keep, retry_after
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
@@ -161,7 +194,7 @@ class RpcUnavailable(Exception):
 
 
 class RpcRejected(Exception):
-    """A provider answered with a JSON-RPC error object."""
+    """A provider answered with a JSON-RPC error object that is the caller's fault."""
 
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(message)
@@ -172,6 +205,55 @@ class RpcRejected(Exception):
 class RpcResult:
     result: Any
     provider: str  # primary | fallback
+
+
+class ProviderDown(Exception):
+    """A provider answered, but failed (P4); `pause` is the rest it asked for, in seconds."""
+
+    def __init__(self, what: str, pause: float | None = None) -> None:
+        super().__init__(what)
+        self.pause = pause
+
+
+def judge_reply(reply: Reply) -> Any:
+    """The result of a JSON-RPC answer; ProviderDown (P4), RpcRejected or ValueError otherwise."""
+    if reply.status == 429 or reply.status >= 500:
+        raise ProviderDown(f"HTTP {reply.status}", _pause(reply, _error_of(reply.body)))
+    if reply.status != 200:
+        raise ValueError(f"HTTP {reply.status}")
+    body = json.loads(reply.body)
+    if not isinstance(body, dict):
+        raise ValueError("answer is not a JSON-RPC object")
+    err = body.get("error")
+    if err is not None:
+        code = err.get("code") if isinstance(err, dict) else None
+        msg = err.get("message") if isinstance(err, dict) else str(err)
+        if isinstance(code, int) and code in SERVER_ERRORS:
+            raise ProviderDown(f"JSON-RPC error {code}", _pause(reply, err))
+        raise RpcRejected("", str(msg)[:200])
+    if "result" not in body:
+        raise ValueError("answer has neither result nor error")
+    return body["result"]
+
+
+def _error_of(raw: bytes) -> Any:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
+
+
+def _pause(reply: Reply, err: Any) -> float | None:
+    """The longest pause the answer asks for: Retry-After, or the error's data.backoff_seconds."""
+    hints = [reply.retry_after]
+    data = err.get("data") if isinstance(err, dict) else None
+    if isinstance(data, dict):
+        value = data.get("backoff_seconds")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            hints.append(float(value))
+    found = [h for h in hints if h is not None and h > 0]
+    return min(max(found), MAX_BACKOFF_S) if found else None
 
 
 class RpcClient:
@@ -189,31 +271,31 @@ class RpcClient:
         self._tm = telemetry
         self._ids = itertools.count(1)
         self._http = {name: HttpPool(url) for name, url in self._urls.items()}
+        self._primary_pause_until = 0.0  # loop time before which the primary is not asked
 
     async def call(self, method: str, params: list[Any]) -> RpcResult:
         problems: list[str] = []
+        loop = asyncio.get_running_loop()
         for provider in ("primary", "fallback"):
+            if provider == "primary" and loop.time() < self._primary_pause_until:
+                left = self._primary_pause_until - loop.time()
+                problems.append(f"primary: asked for a pause ({left:.1f} s left)")
+                continue
             payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
             outcome = "error"
             try:
                 async with asyncio.timeout(self._timeout):
-                    status, raw = await self._http[provider].post_json(payload)
-                if status != 200:
-                    raise ValueError(f"HTTP {status}")
-                body = json.loads(raw)
-                if not isinstance(body, dict):
-                    raise ValueError("answer is not a JSON-RPC object")
-                if body.get("error") is not None:
-                    outcome = "ok"  # the provider is up; it refused this request
-                    err = body["error"]
-                    msg = err.get("message") if isinstance(err, dict) else str(err)
-                    raise RpcRejected(provider, str(msg)[:200])
-                if "result" not in body:
-                    raise ValueError("answer has neither result nor error")
+                    reply = await self._http[provider].post_json(payload)
+                result = judge_reply(reply)
                 outcome = "ok"
-                return RpcResult(body["result"], provider)
-            except RpcRejected:
-                raise
+                return RpcResult(result, provider)
+            except RpcRejected as exc:
+                outcome = "ok"  # the provider is up; the request itself was refused
+                raise RpcRejected(provider, str(exc)) from None
+            except ProviderDown as exc:
+                problems.append(f"{provider}: {exc}")
+                if provider == "primary" and exc.pause:
+                    self._primary_pause_until = loop.time() + exc.pause
             except TimeoutError:
                 outcome = "timeout"
                 problems.append(f"{provider}: no answer within {int(self._timeout * 1000)} ms")

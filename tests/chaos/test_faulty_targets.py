@@ -28,6 +28,9 @@ CASES = [
     ("sticky_fallback", "rpc-primary-outage", {"P3"}, []),
     ("no_rpc_timeout", "rpc-primary-slow", {"P1"}, []),
     ("hang_when_rpc_down", "rpc-both-down", {"P2"}, []),
+    ("fallback_on_connect_errors_only", "rpc-primary-errors", {"P4"}, []),
+    ("rpc_error_as_success", "rpc-primary-errors", {"P4"}, []),
+    ("broadcast_retry_forever", "rpc-primary-errors", {"P4"}, []),
     ("idempotency_ignored", "idempotency", {"I1"}, []),
     ("apikey_only", "security", {"S1"}, []),
 ]

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from omnidrill.chaos import httpfaults
 from omnidrill.chaos.controlstore import APPROVALS, CONTROLS
 from omnidrill.chaos.faultside import calls_mark
 from omnidrill.chaos.marks import snapshot, toxic_name
 from omnidrill.chaos.models import (
+    HTTP_TOXICS,
     ApprovalSet,
     ControlsSet,
     FaultCut,
@@ -178,15 +180,17 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
     host, port = listen_address(rt, step.proxy)
     name = toxic_name(rt.run_id, f"{step.proxy}-{step.type}-{len(rt.undos) + 1}")
     rt.register_undo("toxic.remove", {"proxy": step.proxy, "name": name}, f"remove toxic {name}")
-    faults.add_toxic(
-        step.proxy,
-        step.type,
-        name=name,
-        stream=step.stream,
-        toxicity=step.toxicity,
-        attributes=step.attributes,
-    )
+    httpfaults.add(faults, step, name)
     rt.mark_changed()
+    res.detail["toxic"] = name
+    if step.type in HTTP_TOXICS:
+        rt.active_faults[step.proxy] = httpfaults.fault_record(
+            step.type, step.attributes, step.toxicity
+        )
+        httpfaults.verify(host, port, step.type, step.attributes, step.toxicity, res)
+        res.verdict = "done"
+        pause_hook(rt)
+        return
     latency_ms = step.attributes.get("latency", 0) if step.type == "latency" else 0
     rpc_timeout = rt.profile.limits.rpc_timeout_ms
     blocks = step.type in ("timeout", "reset_peer") or latency_ms >= rpc_timeout

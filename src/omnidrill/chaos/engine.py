@@ -21,6 +21,7 @@ from omnidrill.chaos.requirements import skip_reason
 from omnidrill.chaos.runtime import (
     DrillAborted,
     DrillInconclusive,
+    DrillSkipped,
     Runtime,
     StepNotRun,
     StepResult,
@@ -200,6 +201,8 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         ctx.journal.event("abort", out.reason, drill=file, by=what)
     except DrillInconclusive as exc:
         out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
+    except DrillSkipped as exc:
+        out.verdict, out.reason = "skipped", secrets.scrub(str(exc))
     except (RunRefused, UsageError):
         raise  # bad input or a refusal: exit 2 (the finally still rolls back what was done)
     except Inconclusive as exc:
@@ -421,6 +424,10 @@ def _run_step(
     except StepNotRun as exc:
         res.verdict = "not_run"
         res.evidence.append(secrets.scrub(str(exc)))
+    except DrillSkipped as exc:
+        res.verdict = "skipped"
+        res.evidence.append(secrets.scrub(str(exc)))
+        raise
     except DrillInconclusive as exc:
         res.verdict = "inconclusive"
         res.evidence.append(secrets.scrub(str(exc)))

@@ -80,7 +80,7 @@ CONTROL_COLUMNS = (
     "operator_takeover",
     "allowed_operations",
 )
-CLAUSE_RE = re.compile(r"^(C[1-7]|S[12]|A[1-4]|R[1-7]|I[12]|P[1-3])$")
+CLAUSE_RE = re.compile(r"^(C[1-7]|S[12]|A[1-4]|R[1-7]|I[12]|P[1-4])$")
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # --- durations -------------------------------------------------------------------------------
@@ -327,17 +327,63 @@ class FaultRestore(_Step):
     proxy: str
 
 
+TCP_TOXICS = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer")
+# omnidrill's fault proxy only (faults/README.md); a real Toxiproxy rejects them: the drill skips
+HTTP_TOXICS = ("http_error", "http_replace")
+HTTP_TOXIC_ATTRIBUTES: dict[str, Any] = {
+    "status": int,
+    "headers": dict,
+    "body": str,
+    "rpc_error_code": int,
+    "rpc_error_message": str,
+    "rpc_error_data": object,
+    "methods": list,
+}
+
+
 class FaultToxic(_Step):
-    """Add a toxic (latency, timeout, reset_peer, ...) to a proxy."""
+    """Add a toxic to a proxy: TCP (latency, timeout, reset_peer, ...) or HTTP (http_error,
+    http_replace: a status, headers, a body or a JSON-RPC error, for some methods or all)."""
 
     action: Literal["fault.toxic"]
     proxy: str
-    type: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer"] = (
-        "latency"
-    )
+    type: Literal[
+        "latency",
+        "bandwidth",
+        "slow_close",
+        "timeout",
+        "reset_peer",
+        "slicer",
+        "http_error",
+        "http_replace",
+    ] = "latency"
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(default=1.0, ge=0, le=1)
-    attributes: dict[str, int] = Field(default_factory=dict)
+    attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TCP toxics: integers (latency, ...); HTTP toxics: status, headers, body, "
+        "rpc_error_code, rpc_error_message, rpc_error_data, methods",
+    )
+
+    @model_validator(mode="after")
+    def _attributes(self) -> FaultToxic:
+        if self.type not in HTTP_TOXICS:
+            for key, value in self.attributes.items():
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ValueError(
+                        f"attributes.{key}: a {self.type} toxic takes integers, found {value!r}"
+                    )
+            return self
+        for key, value in self.attributes.items():
+            want = HTTP_TOXIC_ATTRIBUTES.get(key)
+            if want is None:
+                raise ValueError(
+                    f"attributes.{key}: not an attribute of {self.type}; expected one of "
+                    f"{', '.join(HTTP_TOXIC_ATTRIBUTES)}"
+                )
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ValueError(f"attributes.{key}: expected {want.__name__}, found {value!r}")
+        return self
 
 
 class ApprovalSet(_Step):

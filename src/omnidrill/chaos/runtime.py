@@ -32,6 +32,10 @@ class DrillInconclusive(Exception):
     """No verdict can be given (a fault did not take effect, a service failed)."""
 
 
+class DrillSkipped(Exception):
+    """The target cannot be drilled for this (found out once running): skipped, with the reason."""
+
+
 class StepNotRun(Exception):
     """A step cannot run (a named result it needs is missing)."""
 

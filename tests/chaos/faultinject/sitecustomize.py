@@ -250,6 +250,68 @@ def _hang_when_rpc_down() -> None:
     rc.RpcClient.call = call
 
 
+def _fallback_on_connect_errors_only() -> None:
+    """P4: the fallback is tried only when the primary cannot be reached; an answer that fails
+    (HTTP 429 or 5xx, a JSON-RPC server error) goes back to the caller as an RPC error."""
+    from omnihub_ref import rpc_client as rc
+
+    original = rc.judge_reply
+
+    def judge(reply):  # type: ignore[no-untyped-def]
+        try:
+            return original(reply)
+        except (rc.ProviderDown, ValueError) as exc:
+            raise rc.RpcRejected("", str(exc)) from None
+
+    rc.judge_reply = judge
+
+
+def _rpc_error_as_success() -> None:
+    """P4: a 200 answer is a success, whatever its body says (a JSON-RPC error included)."""
+    import json
+
+    from omnihub_ref import rpc_client as rc
+
+    original = rc.judge_reply
+
+    def judge(reply):  # type: ignore[no-untyped-def]
+        if reply.status == 200:
+            body = json.loads(reply.body)
+            if isinstance(body, dict) and body.get("error") is not None:
+                return body.get("result", body["error"])
+        return original(reply)
+
+    rc.judge_reply = judge
+
+
+def _broadcast_retry_forever() -> None:
+    """P4: a broadcast the primary answers with a failure is sent to the primary again, and
+    again, until it takes it; never to the fallback (unreachable primaries still fail over)."""
+    import asyncio
+    import itertools
+
+    from omnihub_ref import rpc_client as rc
+
+    original = rc.RpcClient.call
+
+    async def call(self, method, params):  # type: ignore[no-untyped-def]
+        if method != "eth_sendRawTransaction":
+            return await original(self, method, params)
+        for n in itertools.count(1):
+            payload = {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+            try:
+                async with asyncio.timeout(self._timeout):
+                    reply = await self._http["primary"].post_json(payload)
+                return rc.RpcResult(rc.judge_reply(reply), "primary")
+            except rc.ProviderDown:
+                await asyncio.sleep(0.05)
+            except (rc.TransportError, TimeoutError, ValueError):
+                return await original(self, method, params)
+        raise AssertionError("unreachable")
+
+    rc.RpcClient.call = call
+
+
 def _idempotency_ignored() -> None:
     """I1: the Idempotency-Key header is ignored."""
     from omnihub_ref import functions as fn
@@ -291,6 +353,9 @@ FAULTS = {
     "no_rpc_timeout": _no_rpc_timeout,
     "sticky_fallback": _sticky_fallback,
     "hang_when_rpc_down": _hang_when_rpc_down,
+    "fallback_on_connect_errors_only": _fallback_on_connect_errors_only,
+    "rpc_error_as_success": _rpc_error_as_success,
+    "broadcast_retry_forever": _broadcast_retry_forever,
     "idempotency_ignored": _idempotency_ignored,
     "apikey_only": _apikey_only,
     "redis_fail_open": _redis_fail_open,
