@@ -79,7 +79,7 @@ def toxiproxy_profile(tmp_path: Path) -> Iterator[tuple[Stack, list[str]]]:
             srv.server_close()
 
 
-@pytest.mark.slow
+@pytest.mark.serial
 def test_p4_drill_skips_with_the_reason_against_a_real_toxiproxy(
     toxiproxy_profile: tuple[Stack, list[str]], tmp_path: Path
 ) -> None:

@@ -184,9 +184,10 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
     rt.mark_changed()
     res.detail["toxic"] = name
     if step.type in HTTP_TOXICS:
-        rt.active_faults[step.proxy] = httpfaults.fault_record(
-            step.type, step.attributes, step.toxicity
-        )
+        rt.active_faults[step.proxy] = {
+            **httpfaults.fault_record(step.type, step.attributes, step.toxicity),
+            "calls_mark": calls_mark(rt, step.proxy),
+        }
         httpfaults.verify(host, port, step.type, step.attributes, step.toxicity, res)
         res.verdict = "done"
         pause_hook(rt)
@@ -219,7 +220,6 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
         rt.verifications.append((probe, settle))
     else:
         res.evidence.append(f"the effect of a {step.type} toxic is not probed directly")
-    res.detail["toxic"] = name
     res.verdict = "done"
     pause_hook(rt)
 
