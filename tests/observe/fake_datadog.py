@@ -28,6 +28,8 @@ from starlette.routing import Route
 
 from omnidrill.netutil import free_port, wait_for_port
 
+from .fake_metrics import MetricStore, QueryError
+
 MONITOR_TYPES = {str(v) for v in MonitorType.allowed_values}
 WIDGET_REQUIRES = {
     "timeseries": ["requests"],
@@ -74,6 +76,7 @@ class FakeDatadog:
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)
+    metrics: MetricStore = field(default_factory=MetricStore)  # series and distributions, queried
     downtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -155,6 +158,12 @@ class FakeDatadog:
                 Route("/api/v1/dashboard/{id}", r(self.delete_dashboard), methods=["DELETE"]),
                 Route("/api/v1/events", r(self.create_event, app_key=False), methods=["POST"]),
                 Route("/api/v2/series", r(self.submit_series, app_key=False), methods=["POST"]),
+                Route(
+                    "/api/v1/distribution_points",
+                    r(self.submit_distribution_points, app_key=False),
+                    methods=["POST"],
+                ),
+                Route("/api/v1/query", r(self.query_metrics), methods=["GET"]),
                 Route("/api/v2/downtime", r(self.create_downtime), methods=["POST"]),
                 Route("/api/v2/downtime/{id}", r(self.get_downtime), methods=["GET"]),
                 Route("/api/v2/downtime/{id}", r(self.cancel_downtime), methods=["DELETE"]),
@@ -548,7 +557,32 @@ class FakeDatadog:
                 ):
                     raise Refused(400, "Each point needs an integer timestamp and a number value")
         self.series.extend(body["series"])
+        self.metrics.add_v2_series(body["series"])
         return 202, {"errors": []}
+
+    def submit_distribution_points(self, body: Any, _p: dict, _q: dict) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("series"), list):
+            raise Refused(400, "Payload must have a 'series' list")
+        for s in body["series"]:
+            points = s.get("points")
+            if not isinstance(s.get("metric"), str) or not isinstance(points, list):
+                raise Refused(400, "Each series needs 'metric' and 'points'")
+            for pt in points:
+                ok = isinstance(pt, list) and len(pt) == 2 and isinstance(pt[1], list)
+                if not ok or not all(isinstance(v, int | float) for v in [pt[0], *pt[1]]):
+                    raise Refused(400, "Each point is [timestamp, [values...]]")
+        self.metrics.add_distributions(body["series"])
+        return 202, {"status": "ok"}
+
+    def query_metrics(self, _b: Any, _p: dict, q: dict) -> tuple[int, Any]:
+        try:
+            start, end, query = int(q["from"]), int(q["to"]), q["query"]
+        except (KeyError, ValueError):
+            raise Refused(400, "from, to (seconds) and query are required") from None
+        try:
+            return 200, self.metrics.query(query, start, end)
+        except QueryError as exc:
+            raise Refused(400, str(exc)) from None
 
     def create_downtime(self, body: Any, _p: dict, _q: dict) -> tuple[int, Any]:
         data = (body or {}).get("data") or {}

@@ -217,6 +217,16 @@ def post_to_datadog(
 # --- inside `omnidrill run` -------------------------------------------------------------
 
 
+def preflight(scenario_file: Path, scenario: CanaryScenario) -> None:
+    """What refuses a run before anything is sent (exit 2): a missing drill file, a passive
+    canary without Datadog keys."""
+    drill_paths(scenario_file, scenario)
+    if scenario.source == "passive":
+        from omnidrill.observe.ddclient import DatadogSettings
+
+        DatadogSettings.from_env()
+
+
 def drill_paths(scenario_file: Path, scenario: CanaryScenario) -> list[Path]:
     """The drill files: as given, or relative to the scenario's project (scenarios/..)."""
     out = []

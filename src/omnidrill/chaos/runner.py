@@ -78,9 +78,9 @@ def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any
 
             scenario_path(f, spec.model.background)  # a missing file refuses the run up front
         if spec.kind == "scenario" and getattr(spec.model.root, "type", "") == "canary":
-            from omnidrill.canary.runner import drill_paths
+            from omnidrill.canary.runner import preflight
 
-            drill_paths(f, spec.model.root)  # likewise its drills against the canary
+            preflight(f, spec.model.root)  # likewise its drills, its Datadog keys
         out.append(Loaded(path=f, kind=spec.kind, model=spec.model))
     return out
 
