@@ -18,7 +18,7 @@ from omnidrill.errors import UsageError
 from omnidrill.netutil import free_port
 from omnidrill.profile import TargetProfile
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serial  # load with latency differences: alone, not beside other tests
 
 
 def two_sides(delays: tuple[float, float]):  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ def scenario(**kw: object) -> CanaryScenario:
             "warmup": "1s",
             "metrics": [
                 {"function": "wallet-balance", "measure": "p50", "tolerance": "20%"},
-                {"function": "all", "measure": "p95", "tolerance": "20%"},
+                {"function": "all", "measure": "p75", "tolerance": "20%"},
                 {"function": "all", "measure": "error_rate", "tolerance": "1%", "critical": True},
             ],
             **kw,
@@ -88,12 +88,12 @@ def test_identical_sides_pass_on_interleaved_load(tmp_path: Path) -> None:
 
 
 def test_a_slower_canary_fails_naming_its_latency_metrics(tmp_path: Path) -> None:
-    stack, ports = two_sides((3, 6))
+    stack, ports = two_sides((3, 8))
     with stack:
         result = run_canary(scenario(), profile(ports), out_dir=tmp_path, load_profile=never)
     assert result.verdict == "fail" and result.exit_code == 1, result.lines()
     worse = {m.label for m in result.judgement.metrics if m.status == "worse"}  # type: ignore[union-attr]
-    assert worse == {"wallet-balance p50", "all p95"}
+    assert worse == {"wallet-balance p50", "all p75"}
     assert any("wallet-balance p50" in r for r in result.judgement.reasons)  # type: ignore[union-attr]
     # the Datadog event of the run, through the real SDK against the fake API
     dd = FakeDatadog().start()

@@ -14,7 +14,7 @@ from load.helpers import fake_profile, fake_target
 from omnidrill.chaos.runner import RunOptions, run
 from omnidrill.profile import TargetProfile
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serial  # load with latency differences: alone, not beside other tests
 
 SCENARIO = """\
 type: canary
