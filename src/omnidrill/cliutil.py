@@ -72,6 +72,8 @@ def parse_vars(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip().isidentifier():
             raise UsageError(f"--var {pair!r}: expected NAME=VALUE with NAME a plain identifier")
+        if key.strip() == "target":  # it would hide the profile from every template
+            raise UsageError(f"--var {pair!r}: `target` is the profile in templates; pick a name")
         try:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:

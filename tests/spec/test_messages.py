@@ -275,3 +275,40 @@ def test_a_file_of_the_wrong_kind_says_what_takes_it(
     code, _out, err = omnidrill_cli(*args, cwd=shipped)
     assert code == 2
     assert err.splitlines()[0] == want
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        (["schema", "drll"], "error: unknown kind 'drll'; did you mean 'drill'?"),
+        (
+            ["monitors", "validate", "--env", "stagin"],
+            "error: no environment 'stagin': monitors/env/stagin.yaml does not exist (have: "
+            "production, staging); did you mean 'staging'?",
+        ),
+        (
+            ["run", "chaos/kill-swich.yaml", "-t", "staging"],
+            "error: chaos/kill-swich.yaml: no such file or folder; did you mean "
+            "'chaos/kill-switch.yaml'?",
+        ),
+        (
+            ["validate", "chaos/kill-swich.yaml"],
+            "chaos/kill-swich.yaml: no such file or folder; did you mean 'chaos/kill-switch.yaml'?",
+        ),
+        (
+            ["validate", "--var", "target=1"],
+            "error: --var 'target=1': `target` is the profile in templates; pick a name",
+        ),
+        (
+            ["report", "nowhere", "--format", "htm"],
+            "error: unknown report format 'htm': expected any of html, junit, md; did you mean "
+            "'html'?",
+        ),
+    ],
+)
+def test_a_mistyped_name_on_the_command_line_gets_a_suggestion(
+    shipped: Path, omnidrill_cli: RunCli, args: list[str], want: str
+) -> None:
+    code, _out, err = omnidrill_cli(*args, cwd=shipped)
+    assert code == 2, err
+    assert err.splitlines()[0] == want

@@ -171,8 +171,9 @@ def run(
 ) -> int:
     """Run drills and scenarios against a profile; return the exit code."""
     printer = printer or Progress()
+    files = expand(paths)  # a mistyped path first: it needs no environment to be told
     resolved = resolve(profile)
-    loaded = load_all(expand(paths), profile, opts.variables)
+    loaded = load_all(files, profile, opts.variables)
     refuse_unusable_integrations(loaded, opts)
     if opts.dry_run:
         for item in loaded:

@@ -53,8 +53,13 @@ def env_variables(root: Path, env: str) -> dict[str, Any]:
     folder = root / "monitors" / "env"
     path = folder / f"{env}.yaml"
     if not path.is_file():
+        from omnidrill.spec.suggest import did_you_mean
+
         avail = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise UsageError(f"no environment {env!r}: {path} does not exist (have: {avail})")
+        raise UsageError(
+            f"no environment {env!r}: {path} does not exist (have: {', '.join(avail)})"
+            + did_you_mean(env, avail)
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

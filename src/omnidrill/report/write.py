@@ -37,7 +37,12 @@ def parse_formats(text: str | Iterable[str]) -> list[str]:
         if f == "xml":
             f = "junit"
         if f not in FORMATS:
-            raise UsageError(f"unknown report format {raw!r}: expected any of {', '.join(FORMATS)}")
+            from omnidrill.spec.suggest import did_you_mean
+
+            raise UsageError(
+                f"unknown report format {raw!r}: expected any of {', '.join(FORMATS)}"
+                + did_you_mean(f, FORMATS)
+            )
         if f not in out:
             out.append(f)
     if not out:

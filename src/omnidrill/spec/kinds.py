@@ -103,4 +103,9 @@ def get_kind(name: str) -> Kind:
     try:
         return KINDS[name]
     except KeyError:
-        raise UsageError(f"unknown kind {name!r}; expected one of {', '.join(KINDS)}") from None
+        from omnidrill.spec.suggest import did_you_mean
+
+        hint = did_you_mean(name, KINDS)
+        raise UsageError(
+            f"unknown kind {name!r}" + (hint or f"; expected one of {', '.join(KINDS)}")
+        ) from None

@@ -127,12 +127,18 @@ def _resolve_kind(path: Path, name: str, data: Any, wanted: str | None) -> Kind:
 
 
 def no_such_path(path: Path) -> str:
-    """`no such file or folder`, with the likely cause when it reads like a flag's value."""
+    """`no such file or folder`, with the likely cause: a flag's value, or a near name."""
+    from omnidrill.spec.suggest import closest
+
     if str(path).lower() in {"true", "false", "yes", "no", "on", "off", "1", "0"}:
         return (
             "no such file or folder (flags such as --dry-run take no value: "
             f"drop the {str(path)!r} after it)"
         )
+    folder = path.parent
+    near = closest(path.name, [p.name for p in folder.iterdir()]) if folder.is_dir() else None
+    if near is not None:
+        return f"no such file or folder; did you mean {str(folder / near)!r}?"
     return "no such file or folder"
 
 
