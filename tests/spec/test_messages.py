@@ -260,6 +260,10 @@ def test_one_mistake_one_message(
             "error: chaos/kill-switch.yaml: this is a drill, not a scenario: use `omnidrill run`",
         ),
         (
+            ["load", "scenarios/canary.yaml", "--target", "staging"],
+            "error: scenario 'canary' is a canary: run it with `omnidrill run`",
+        ),
+        (
             ["validate", "elsewhere.yaml"],
             "elsewhere.yaml: cannot tell the kind of this file: put it under one of targets/, "
             "chaos/, scenarios/, monitors/, dashboards/, monitors/tests/ or add a top-level "
@@ -275,6 +279,7 @@ def test_a_file_of_the_wrong_kind_says_what_takes_it(
     code, _out, err = omnidrill_cli(*args, cwd=shipped)
     assert code == 2
     assert err.splitlines()[0] == want
+    assert not (shipped / "reports").exists(), "a refused command writes no run folder"
 
 
 @pytest.mark.parametrize(

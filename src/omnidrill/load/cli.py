@@ -61,7 +61,12 @@ def load(
         start_journal,
     )
     from omnidrill.cliutil import load_profile, parse_vars
-    from omnidrill.load.runner import exit_code, load_scenario, run_scenario
+    from omnidrill.load.runner import (
+        exit_code,
+        load_scenario,
+        refuse_other_types,
+        run_scenario,
+    )
     from omnidrill.production import require_confirmation
     from omnidrill.profile import template_variables
 
@@ -77,6 +82,8 @@ def load(
     require_confirmation(profile, confirm)
     context = template_variables(profile, variables)
     scenarios = [load_scenario(p, context) for p in paths]
+    for sc in scenarios:  # before the run folder is made: a refused command writes none
+        refuse_other_types(sc)
     base = report_dir or default_report_dir(profile.name)
     role = "master" if master else "worker" if worker else "local"
     how = {

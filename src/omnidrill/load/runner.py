@@ -171,6 +171,14 @@ def load_scenario(path: Path | str, variables: dict[str, Any] | None = None) -> 
     return model.root if isinstance(model, ScenarioFile) else model  # type: ignore[no-any-return]
 
 
+def refuse_other_types(scenario: Any) -> None:
+    """The load runner takes load and rate-limit scenarios; a canary is `omnidrill run`'s."""
+    if not isinstance(scenario, LoadScenario | RateLimitScenario):
+        raise UsageError(
+            f"scenario {scenario.name!r} is a {scenario.type}: run it with `omnidrill run`"
+        )
+
+
 def run_scenario(
     scenario: Scenario,
     profile: Any,
@@ -188,10 +196,7 @@ def run_scenario(
 
     workers=N runs a Locust master and N workers here; role="master"/"worker" runs one side of
     a run across machines (the worker side returns a result without verdicts)."""
-    if not isinstance(scenario, LoadScenario | RateLimitScenario):
-        raise UsageError(
-            f"scenario {scenario.name!r} is a {scenario.type}: run it with `omnidrill run`"
-        )
+    refuse_other_types(scenario)
     target = as_target(profile)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
