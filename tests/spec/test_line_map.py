@@ -87,3 +87,21 @@ def test_rendering_errors_still_name_the_template_line() -> None:
     rendered, problems, _ = render("a: 1\nb: {{ nope }}\n", "t.yaml", {"x": 1})
     assert rendered is None
     assert problems[0].format().startswith("t.yaml:2: undefined template variable: 'nope'")
+
+
+@pytest.mark.parametrize("rel", TEMPLATED, ids=str)
+def test_libyaml_and_the_python_parser_place_every_value_alike(rel: Path) -> None:
+    """Files are parsed with libyaml for speed; the positions must be the pure parser's."""
+    import yaml
+
+    from omnidrill.spec import yamlpos
+
+    context = template_variables(development_profile(), {})
+    if rel.parts[0] in ("monitors", "dashboards"):
+        context = validation_variables(ROOT, context)
+    rendered, _, _ = render((ROOT / rel).read_text(), str(rel), context)
+    assert rendered is not None
+    fast = yamlpos._parse(rendered, str(rel), yamlpos._FAST)
+    pure = yamlpos._parse(rendered, str(rel), yaml.SafeLoader)
+    assert fast[0] == pure[0]
+    assert fast[1] == pure[1]

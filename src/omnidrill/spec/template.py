@@ -130,38 +130,46 @@ def _with_markers(text: str) -> str | None:
     return "".join(out)
 
 
+class _Reader:
+    """Walks rendered text with markers: drops them, and notes where each line came from."""
+
+    def __init__(self) -> None:
+        self.plain: list[str] = []
+        self.lines: list[list[tuple[int, int, bool]]] = [[(0, 0, True)]]
+        self.col = 0  # in the current rendered line
+        self.offset = 0  # in the template, of the next character
+        self.advances = True  # template text moves on with the output; an expression's does not
+
+    def marker(self, tag: str) -> None:
+        self.offset = (ord(tag[1]) - _DIGIT0) * _BASE + ord(tag[2]) - _DIGIT0
+        self.advances = tag[0] == _DATA
+        self.lines[-1].append((self.col, self.offset, self.advances))
+
+    def text(self, chunk: str) -> None:
+        self.plain.append(chunk)
+        start = 0
+        while (nl := chunk.find("\n", start)) >= 0:
+            if self.advances:
+                self.offset += nl + 1 - start
+            self.col = 0
+            self.lines.append([(0, self.offset, self.advances)])
+            start = nl + 1
+        if self.advances:
+            self.offset += len(chunk) - start
+        self.col += len(chunk) - start
+
+
 def _read_markers(marked: str, source: str) -> tuple[str, LineMap]:
     """The rendered text without markers, and its map back to the template."""
-    starts = [0] + [i + 1 for i, ch in enumerate(source) if ch == "\n"]
-    lines: list[list[tuple[int, int, bool]]] = [[(0, 0, True)]]
-    plain: list[str] = []
-    state = {"col": 0, "offset": 0, "advances": True}
-
-    def emit(chunk: str) -> None:
-        plain.append(chunk)
-        start = 0
-        while True:
-            nl = chunk.find("\n", start)
-            stop = len(chunk) if nl < 0 else nl + 1
-            if state["advances"]:
-                state["offset"] += stop - start
-            if nl < 0:
-                state["col"] += stop - start
-                return
-            state["col"] = 0
-            lines.append([(0, state["offset"], bool(state["advances"]))])
-            start = stop
-
+    reader = _Reader()
     idx = 0
     for m in _MARK_RE.finditer(marked):
-        emit(marked[idx : m.start()])
-        tag = m.group()
-        state["offset"] = (ord(tag[1]) - _DIGIT0) * _BASE + ord(tag[2]) - _DIGIT0
-        state["advances"] = tag[0] == _DATA
-        lines[-1].append((state["col"], state["offset"], tag[0] == _DATA))
+        reader.text(marked[idx : m.start()])
+        reader.marker(m.group())
         idx = m.end()
-    emit(marked[idx:])
-    return "".join(plain), LineMap(source_line_starts=starts, segments=lines)
+    reader.text(marked[idx:])
+    starts = [0] + [i + 1 for i, ch in enumerate(source) if ch == "\n"]
+    return "".join(reader.plain), LineMap(source_line_starts=starts, segments=reader.lines)
 
 
 def _render_plain(text: str, file: str, variables: Mapping[str, Any]) -> str:
