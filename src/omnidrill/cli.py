@@ -50,7 +50,11 @@ def _root(
 def validate(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="files or folders; default: every standard folder", show_default=False),
+        typer.Argument(
+            help="files or folders; default: every standard folder",
+            show_default=False,
+            metavar="PATH",
+        ),
     ] = None,
     target: Annotated[
         str | None, typer.Option("--target", "-t", help="profile (path or name) for templates")
@@ -95,7 +99,9 @@ def validate(
 
 @app.command()
 def schema(
-    kind: Annotated[str, typer.Argument(help="target, drill, scenario, monitor, dashboard, ...")],
+    kind: Annotated[
+        str, typer.Argument(help="target, drill, scenario, monitor, dashboard, ...", metavar="KIND")
+    ],
 ) -> None:
     """Print the JSON Schema of a YAML kind (for yaml-language-server and other editors)."""
     from omnidrill.spec.schema import schema_text

@@ -68,3 +68,21 @@ def test_a_value_after_a_flag_is_explained(omnidrill_cli: RunCli, tmp_path: Path
         "error: true: no such file or folder (flags such as --dry-run take no value: "
         "drop the 'true' after it)"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        (["run"], "Usage: omnidrill run [OPTIONS] {PATH}..."),
+        (["load"], "Usage: omnidrill load [OPTIONS] {PATH}..."),
+        (["validate"], "Usage: omnidrill validate [OPTIONS] [PATH]..."),
+        (["schema"], "Usage: omnidrill schema [OPTIONS] {KIND}"),
+        (["report"], "Usage: omnidrill report [OPTIONS] {JOURNAL}"),
+    ],
+)
+def test_arguments_are_named_for_what_they_take(
+    omnidrill_cli: RunCli, tmp_path: Path, command: list[str], usage: str
+) -> None:
+    code, out, _err = omnidrill_cli(*command, "-h", cwd=tmp_path)
+    assert code == 0
+    assert usage in out

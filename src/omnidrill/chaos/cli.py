@@ -13,7 +13,9 @@ from omnidrill.errors import ExitCode
 
 
 def run(
-    paths: Annotated[list[Path], typer.Argument(help="drill and scenario files or folders")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="drill and scenario files or folders", metavar="PATH")
+    ],
     target: TargetOption,
     report_dir: ReportDirOption = None,
     dry_run: Annotated[

@@ -19,7 +19,9 @@ from omnidrill.errors import ExitCode, UsageError
 
 
 def load(
-    paths: Annotated[list[Path], typer.Argument(help="scenario files (scenarios/*.yaml)")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="scenario files (scenarios/*.yaml)", metavar="PATH")
+    ],
     target: TargetOption,
     workers: Annotated[
         int, typer.Option("--workers", help="run a Locust master and N worker processes here")

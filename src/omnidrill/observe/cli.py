@@ -231,7 +231,8 @@ _add_shared_commands(
 @monitors_app.command("test")
 def monitors_test(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="test files; default: monitors/tests/*.yaml")
+        list[Path] | None,
+        typer.Argument(help="test files; default: monitors/tests/*.yaml", metavar="PATH"),
     ] = None,
     env: EnvOpt = "staging",
     root: RootOpt = Path("."),

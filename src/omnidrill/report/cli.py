@@ -13,7 +13,10 @@ from omnidrill.report.write import FORMATS
 
 def report(
     journal: Annotated[
-        Path, typer.Argument(help="a run's journal.json, or the run's folder", show_default=False)
+        Path,
+        typer.Argument(
+            help="a run's journal.json, or the run's folder", show_default=False, metavar="JOURNAL"
+        ),
     ],
     formats: Annotated[
         str, typer.Option("--format", "-f", help=f"any of {','.join(FORMATS)}, comma-separated")
