@@ -116,7 +116,7 @@ def test_a_verdict_is_said_once(verdict: str, reason: str, shown: str) -> None:
     assert verdict_with_reason(verdict, reason) == shown
 
 
-@pytest.mark.slow
+@pytest.mark.serial  # drives Locust, like the load CLI tests
 def test_a_run_says_where_the_history_of_runs_went(tmp_path: Path) -> None:
     """With --report-dir out/run1, index.html and latest are in out/: the last lines say so."""
     target = CountingTarget()
