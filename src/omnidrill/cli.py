@@ -131,6 +131,9 @@ app.add_typer(dashboards_app, name="dashboards")
 from omnidrill.faults.cli import faultproxy  # noqa: E402
 
 app.command("faultproxy")(faultproxy)
+from omnidrill.observe.intake.cli import intake  # noqa: E402
+
+app.command("intake")(intake)
 from omnidrill.chaos.cli import halt, recover, run  # noqa: E402
 
 app.command("run")(run)
