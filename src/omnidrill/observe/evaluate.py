@@ -1,7 +1,7 @@
 """Evaluating Datadog metric-monitor queries over test series, for `omnidrill monitors test`.
 
 The subset (anything else is `NotTestable`, never evaluated by guess):
-- `TIME(last_N[mhd]):EXPR CMP NUMBER` with TIME one of avg, sum, min, max, last, percentile;
+- `TIME(last_N[smhdw]):EXPR CMP NUMBER` with TIME one of avg, sum, min, max, last, percentile;
 - EXPR: metric terms joined by + - * / (with parentheses and numbers), a term being
   `SPACE:metric{filters} [by {k,...}] [.as_count()]`, optionally inside `default_zero(...)`,
   SPACE one of avg, sum, min, max or (with `percentile(...)` only) p50, p75, p90, p95, p99;
@@ -293,7 +293,7 @@ def _parse_expr(tokens: list[tuple[str, str]]) -> Expr:
 def parse_metric_query(query: str) -> MetricQuery:
     """Parse a metric-monitor query of the modelled subset, or raise NotTestable saying why."""
     m = re.fullmatch(
-        r"\s*([a-z]+)\(last_(\d+)([mhdw])\):(.+?)\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*",
+        r"\s*([a-z]+)\(last_(\d+)([smhdw])\):(.+?)\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*",
         query,
         re.S,
     )
@@ -471,10 +471,7 @@ class Evaluation:
     values: dict[int, dict[Group, float | None]] = field(default_factory=dict)
 
     def overall(self, t: int) -> str:
-        groups = self.states.get(t, {})
-        if not groups:
-            return NO_DATA
-        return max(groups.values(), key=lambda s: _SEVERITY[s])
+        return overall_state(self.states.get(t, {}))
 
     def group_state(self, t: int, group: Group) -> str | None:
         return self.states.get(t, {}).get(group)
@@ -553,26 +550,44 @@ class MonitorModel:
         state: dict[Group, str] = {}
         groups = ev.groups()
         for t in grid:
-            at = t - self.delay
-            vals: dict[Group, float | None] = {}
-            for g in groups:
-                v = ev.value(g, at)
-                vals[g] = v
-                if v is not None:
-                    state[g] = self.judge(v)
-                    continue
-                last = ev.last_data(g, at)
-                if last is None:
-                    if not g:  # a simple monitor starts in No Data
-                        state.setdefault(g, NO_DATA)
-                    # a group exists only once it has reported
-                elif self.notify_no_data and at - last >= self.no_data_s:
-                    state[g] = NO_DATA
-                # otherwise the group keeps its previous state
+            vals = self.step(ev, groups, state, t)
             if t in wanted:
                 out.states[t] = {g: s for g, s in state.items()}
                 out.values[t] = vals
         return out
+
+    def step(
+        self,
+        ev: MetricEvaluator | BurnRateEvaluator,
+        groups: Iterable[Group],
+        state: dict[Group, str],
+        t: float,
+    ) -> dict[Group, float | None]:
+        """One evaluation at `t`: `state` (the previous one's) is updated in place."""
+        at = t - self.delay
+        vals: dict[Group, float | None] = {}
+        for g in groups:
+            v = ev.value(g, at)
+            vals[g] = v
+            if v is not None:
+                state[g] = self.judge(v)
+                continue
+            last = ev.last_data(g, at)
+            if last is None:
+                if not g:  # a simple monitor starts in No Data
+                    state.setdefault(g, NO_DATA)
+                # a group exists only once it has reported
+            elif self.notify_no_data and at - last >= self.no_data_s:
+                state[g] = NO_DATA
+            # otherwise the group keeps its previous state
+        return vals
+
+
+def overall_state(state: dict[Group, str]) -> str:
+    """A multi-alert monitor's state is its worst group's; No Data before any group reported."""
+    if not state:
+        return NO_DATA
+    return max(state.values(), key=lambda s: _SEVERITY[s])
 
 
 class BurnRateEvaluator:
