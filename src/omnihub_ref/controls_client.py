@@ -84,6 +84,7 @@ class ControlPlane:
         )
         self._cached: Controls | None = None
         self._cached_at = float("-inf")
+        self._failsafe_shown = False
         self._inflight: asyncio.Future[Controls] | None = None
 
     async def controls(self, trace_id: str = "") -> Controls:
@@ -120,6 +121,12 @@ class ControlPlane:
         self._tm.gauge("omnihub.emergency.kill_switch", int(c.kill_switch), tags)
         self._tm.gauge("omnihub.emergency.safe_mode", int(c.safe_mode), tags)
         self._tm.gauge("omnihub.emergency.operator_takeover", int(c.operator_takeover), tags)
+        if c.source == "failsafe":
+            self._failsafe_shown = True
+        elif self._failsafe_shown:
+            # the fail-safe is over: its series says so, rather than repeat its last 1
+            self._failsafe_shown = False
+            self._tm.gauge("omnihub.emergency.kill_switch", 0, ["source:failsafe"])
 
     async def _read_controls(self) -> Controls:
         try:

@@ -219,7 +219,8 @@ class Functions:
             self.tm.error("internal error", trace_id, "INTERNAL_ERROR", exc, {"function": op})
             answer = refuse(500, "INTERNAL_ERROR", "internal error; see the trace id in the logs")
         elapsed_ms = (time.perf_counter() - started) * 1000
-        outcome = "success" if answer.status < 400 else "error"
+        # 5xx: the request was refused or failed on the target's side; a 4xx is the client's
+        outcome = "success" if answer.status < 500 else "error"
         self.tm.count(
             "omnihub.agent.requests",
             tags=[f"function:{op}", f"status:{outcome}", f"code:{answer.code}"],

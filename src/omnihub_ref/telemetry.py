@@ -125,15 +125,19 @@ def init_sentry(dsn: str, environment: str = "omnidrill-local", transport: Any =
 
 
 class DatadogSink:
-    """Buffers points and submits them through datadog-api-client every `interval_s`."""
+    """Submits points through datadog-api-client: counts and distributions every `interval_s`,
+    every gauge at least as often (CONTRACT section 7: at least every 10 s) and at once when
+    its value changes. Never from a request's own path: a thread of its own does the sending.
+    """
 
     def __init__(
         self,
         api_key: str | None = None,
         site: str | None = None,
         host: str | None = None,
-        interval_s: float = 10.0,
+        interval_s: float = 1.0,
         base_tags: Tags = ("service:omnihub-local",),
+        instance: str | None = None,
     ) -> None:
         from omnidrill.observe.ddclient import DatadogSettings, configuration
 
@@ -145,13 +149,16 @@ class DatadogSink:
         secrets.register(cfg.api_key["apiKeyAuth"])
         self._cfg = cfg
         self._base_tags = list(base_tags)
+        self._instance = instance  # sent as the series' host, so instances never overwrite
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, tuple[str, ...]], float] = {}
         self._gauges: dict[tuple[str, tuple[str, ...]], float] = {}
         self._dists: dict[tuple[str, tuple[str, ...]], list[float]] = {}
         self._stop = threading.Event()
-        self._interval = interval_s
+        self._wake = threading.Event()
+        self._interval = min(interval_s, 10.0)
         self.errors: list[str] = []
+        self.flushes = 0
         self._thread = threading.Thread(target=self._loop, name="datadog-sink", daemon=True)
         self._thread.start()
 
@@ -161,13 +168,18 @@ class DatadogSink:
             if kind == "count":
                 self._counts[key] = self._counts.get(key, 0) + value
             elif kind == "gauge":
+                if self._gauges.get(key) != value:
+                    self._wake.set()  # a gauge that changes is sent at once
                 self._gauges[key] = value
             else:
                 self._dists.setdefault(key, []).append(value)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.flush()
 
     def flush(self) -> None:
         """Submit what is buffered; a failure is kept in `errors`, never raised into requests."""
@@ -184,18 +196,23 @@ class DatadogSink:
         from datadog_api_client.v2.model.metric_intake_type import MetricIntakeType
         from datadog_api_client.v2.model.metric_payload import MetricPayload
         from datadog_api_client.v2.model.metric_point import MetricPoint
+        from datadog_api_client.v2.model.metric_resource import MetricResource
         from datadog_api_client.v2.model.metric_series import MetricSeries
 
         with self._lock:
-            counts, gauges, dists = self._counts, self._gauges, self._dists
-            self._counts, self._gauges, self._dists = {}, {}, {}
+            counts, dists = self._counts, self._dists
+            gauges = dict(self._gauges)  # gauges stay: each flush sends them again
+            self._counts, self._dists = {}, {}
         now = int(time.time())
+        resources = [MetricResource(name=self._instance, type="host")] if self._instance else []
+        extra = {"resources": resources} if resources else {}
         series = [
             MetricSeries(
                 metric=name,
                 type=MetricIntakeType.COUNT,
                 points=[MetricPoint(timestamp=now, value=float(v))],
                 tags=[*self._base_tags, *tags],
+                **extra,
             )
             for (name, tags), v in counts.items()
         ] + [
@@ -204,6 +221,7 @@ class DatadogSink:
                 type=MetricIntakeType.GAUGE,
                 points=[MetricPoint(timestamp=now, value=float(v))],
                 tags=[*self._base_tags, *tags],
+                **extra,
             )
             for (name, tags), v in gauges.items()
         ]
@@ -219,15 +237,18 @@ class DatadogSink:
                                     metric=name,
                                     points=[DistributionPoint([float(now), [float(x) for x in v]])],
                                     tags=[*self._base_tags, *tags],
+                                    **({"host": self._instance} if self._instance else {}),
                                 )
                                 for (name, tags), v in dists.items()
                             ]
                         )
                     )
         except Exception as exc:  # the SaaS being down must not take the target down
-            self.errors.append(secrets.scrub(f"{type(exc).__name__}: {exc}"))
+            self.errors = [*self.errors[-9:], secrets.scrub(f"{type(exc).__name__}: {exc}")]
+        self.flushes += 1
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=5)
         self.flush()
