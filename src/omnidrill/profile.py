@@ -113,6 +113,12 @@ class Limits(SpecModel):
     rpc_recovery_s: float = Field(default=0, ge=0)
     controls_ttl_ms: int = Field(default=1000, ge=0)
     controls_timeout_ms: int = Field(default=1000, gt=0)
+    detect_timeout_s: float = Field(
+        default=300, gt=0, description="O1: a monitor must alert this long after the fault starts"
+    )
+    resolve_timeout_s: float = Field(
+        default=600, gt=0, description="O1: and be OK again this long after the rollbacks"
+    )
 
 
 class Expect(SpecModel):
@@ -133,6 +139,51 @@ class Expect(SpecModel):
     bad_request_status: int = 400
     error_codes: bool = Field(default=True, description="false where error bodies carry no code")
     redis_outage_reads: Literal["serve", "refuse"] = "serve"
+
+
+class SentryApi(SpecModel):
+    """O2 through the Sentry API: events are searched by their trace_id tag."""
+
+    url: str = Field(default="https://sentry.io", description="Sentry's base URL")
+    org: str = Field(min_length=1, description="organization slug")
+    project: str = Field(min_length=1, description="project slug")
+    token: SecretRef = Field(
+        description="an auth token with event:read, e.g. {env: SENTRY_AUTH_TOKEN}"
+    )
+
+
+class Observe(SpecModel):
+    """Where the target's telemetry goes, for CONTRACT O1 and O2; without it they are skipped."""
+
+    intake: str | None = Field(
+        default=None, description="URL of an omnidrill intake the target sends to"
+    )
+    datadog: bool = Field(
+        default=False, description="live monitor states from Datadog (DD_API_KEY, DD_APP_KEY)"
+    )
+    env: str | None = Field(
+        default=None,
+        description="monitors/env/<env>.yaml of the monitors; default the profile's name, "
+        "else its environment",
+    )
+    sentry: SentryApi | None = Field(
+        default=None, description="O2 through the Sentry API instead of the intake"
+    )
+    poll_s: float | None = Field(
+        default=None, gt=0, description="how often states are read (0.2 s intake, 10 s Datadog)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Observe:
+        if (self.intake is None) == (not self.datadog):
+            raise ValueError("give exactly one of `intake: URL` or `datadog: true`")
+        if self.intake is not None and not self.intake.startswith(("http://", "https://")):
+            raise ValueError(f"intake must be an http(s):// URL, found {self.intake!r}")
+        return self
+
+    @property
+    def source(self) -> str:
+        return "intake" if self.intake else "datadog"
 
 
 class TargetProfile(SpecModel):
@@ -156,6 +207,9 @@ class TargetProfile(SpecModel):
         default_factory=list,
         description="credentials the target holds that no answer may carry (S2), e.g. "
         "the providers' keys: [{env: NAME}, ...]",
+    )
+    observe: Observe | None = Field(
+        default=None, description="where the target's telemetry goes (O1, O2); none: skipped"
     )
 
     @model_validator(mode="after")
@@ -190,6 +244,8 @@ class TargetProfile(SpecModel):
         if self.trade.signer_key is not None:
             refs.append(("trade.signer_key", self.trade.signer_key))
         refs += [(f"watch_secrets.{i}", ref) for i, ref in enumerate(self.watch_secrets)]
+        if self.observe is not None and self.observe.sentry is not None:
+            refs.append(("observe.sentry.token", self.observe.sentry.token))
         return refs
 
     def proxy(self, name: str) -> ProxySpec | None:

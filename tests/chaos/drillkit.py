@@ -45,11 +45,13 @@ class Stack:
 
 
 @contextlib.contextmanager
-def start_stack(tmp: Path, *args: str, fault: str | None = None) -> Iterator[Stack]:
+def start_stack(
+    tmp: Path, *args: str, fault: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """The reference stack (`--fast`, OS-chosen ports); `fault` replaces one behaviour."""
     from omnidrill.launch import launch_stack
 
-    env = {}
+    env = dict(env or {})
     if fault:
         env["OMNIDRILL_FAULT"] = fault
         env["PYTHONPATH"] = os.pathsep.join(
@@ -76,9 +78,15 @@ class RunResult:
 
 
 def run_drills(
-    stack: Stack, *drills: str, report: Path, strict: bool = False, **opts: Any
+    stack: Stack,
+    *drills: str,
+    report: Path,
+    strict: bool = False,
+    chaos: Path = CHAOS,
+    **opts: Any,
 ) -> RunResult:
-    """Run standard drills in this process, as `omnidrill run` would."""
+    """Run standard drills (or those of another `chaos` folder) in this process, as
+    `omnidrill run` would."""
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run
     from omnidrill.cliutil import load_profile
@@ -86,7 +94,7 @@ def run_drills(
     profile = load_profile(str(stack.profile_path))
     buf = io.StringIO()
     printer = Progress(Console(file=buf, width=200, highlight=False))
-    paths = [CHAOS / f"{d}.yaml" for d in drills]
+    paths = [chaos / f"{d}.yaml" for d in drills]
     code = run(
         paths,
         profile,

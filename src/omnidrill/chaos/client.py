@@ -12,6 +12,7 @@ import json
 import secrets as pysecrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,7 @@ class DrillClient:
         self.pacer = Pacer(lim.rate_limit, lim.rate_window_s) if self.mode == "paced" else None
         self._txs: TxSource | None = None
         self._txs_lock = threading.Lock()
+        self.watchers: list[Callable[[Answer], None]] = []  # see every answer (detection, O2)
 
     @property
     def txs(self) -> TxSource:
@@ -266,4 +268,6 @@ class DrillClient:
             code=answer.code,
             latency_s=latency,
         )
+        for watch in self.watchers:
+            watch(answer)
         return answer

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,13 +29,34 @@ def _v(verdict: str) -> str:
     return f"[{COLOURS.get(verdict, 'white')}]{verdict}[/]"
 
 
-def _s(seconds: float | None, resolution: float | None = None) -> str:
-    if seconds is None:
-        return "-"
-    text = f"{seconds:.2f} s"
-    if resolution:
-        text += f" ±{resolution:.2f}"
-    return text
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.2f}"
+
+
+def short_name(file: str) -> str:
+    """A drill's or scenario's file stem: what fits a CI log's 80 columns."""
+    return Path(file).stem or file
+
+
+def detection_line(out: Any) -> str | None:
+    """Which monitors a drill expected and how each did, on one line."""
+    det = getattr(out, "detection", None) or {}
+    expected = det.get("expected") or []
+    if not expected or det.get("skipped"):
+        return None
+    by_id = {s.detail.get("monitor"): s for s in out.steps if s.kind == "monitor.detected"}
+    parts = []
+    for mid in expected:
+        s = by_id.get(mid)
+        m = s.measurements if s is not None else {}
+        if "time_to_detect_s" in m:
+            parts.append(f"{mid} {m['time_to_detect_s']:.2f} s")
+        else:
+            parts.append(f"{mid} {(s.detail.get('outcome') if s else None) or 'not judged'}")
+    alerted = sum(
+        1 for mid in expected if "time_to_detect_s" in getattr(by_id.get(mid), "measurements", {})
+    )
+    return f"{short_name(out.file)}: {alerted}/{len(expected)} alerted: " + ", ".join(parts)
 
 
 def verdict_with_reason(verdict: str, reason: str) -> str:
@@ -65,6 +88,11 @@ class Progress:
         m = res.measurements
         if "waited_s" in m:
             extra = f" after {m['waited_s']:.2f} s (±{m.get('resolution_s', 0):.2f})"
+        if "time_to_detect_s" in m:
+            extra = f": alerted after {m['time_to_detect_s']:.2f} s"
+            if "time_to_resolve_s" in m:
+                extra += f", OK {m['time_to_resolve_s']:.2f} s after the rollbacks"
+            extra += f" (±{m.get('resolution_s', 0):.2f})"
         clause = f" [{res.clause}]" if res.clause else ""
         self.console.print(
             f"  {_v(res.verdict)} {escape(res.phase)}: {escape(secrets.scrub(res.name))}"
@@ -79,23 +107,44 @@ class Progress:
         self.console.print(f"  → {verdict_with_reason(out.verdict, out.reason)}", soft_wrap=True)
 
     def table(self, outcomes: list[Any], scenarios: list[Any], journal_path: str) -> None:
-        t = Table(title="omnidrill run", show_lines=False)
-        for col in ("drill", "clauses", "verdict", "time to effect", "time to recover"):
-            t.add_column(col)
+        """Short names and seconds, so that a CI log 80 columns wide shows one line a drill;
+        full titles and each time's resolution are in the report."""
+        t = Table(title="omnidrill run", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        t.add_column("drill", no_wrap=True)
+        t.add_column("clauses", overflow="fold")
+        t.add_column("verdict", no_wrap=True)
+        for col in ("effect", "recover", "detect", "resolve"):
+            t.add_column(col, justify="right", no_wrap=True)
         for o in outcomes:
             m = o.measurements
             t.add_row(
-                escape(o.title),
-                ", ".join(o.contract),
+                escape(short_name(o.file)),
+                ",".join(o.contract),
                 _v(o.verdict),
-                _s(m.get("time_to_effect_s"), m.get("time_to_effect_resolution_s")),
-                _s(m.get("time_to_recover_s"), m.get("time_to_recover_resolution_s")),
+                _s(m.get("time_to_effect_s")),
+                _s(m.get("time_to_recover_s")),
+                _s(m.get("time_to_detect_s")),
+                _s(m.get("time_to_resolve_s")),
             )
         for s in scenarios:
             t.add_row(
-                escape(s["name"]), ", ".join(s.get("clauses", [])), _v(s["verdict"]), "-", "-"
+                escape(short_name(s["name"])),
+                ",".join(s.get("clauses", [])),
+                _v(s["verdict"]),
+                "-",
+                "-",
+                "-",
+                "-",
             )
         self.console.print(t)
+        self.console.print(
+            "[dim]seconds: effect and recovery of the fault; detect = first expected monitor "
+            "alerting, resolve = last one OK again (full titles, resolutions: the report)[/]"
+        )
+        for o in outcomes:
+            line = detection_line(o)
+            if line:
+                self.console.print(f"monitors {escape(line)}", soft_wrap=True)
         skipped = [(o.title, o.reason) for o in outcomes if o.verdict == "skipped"]
         for title, reason in skipped:
             self.console.print(f"[yellow]skipped[/] {escape(title)}: {escape(reason)}")

@@ -51,12 +51,17 @@ class DrillOutcome:
     internal_error: str = ""
     started: float = field(default_factory=time.time)
     ended: float | None = None
+    detection: dict[str, Any] = field(default_factory=dict)
 
     def clause_verdicts(self) -> dict[str, str]:
         """Each clause of `contract`: failed, inconclusive, skipped, passed or not_checked."""
         out: dict[str, str] = {}
         for clause in self.contract:
-            seen = {s.verdict for s in self.steps if s.clause == clause and s.phase == "method"}
+            seen = {
+                s.verdict
+                for s in self.steps
+                if s.clause == clause and s.phase in ("method", "detection")
+            }
             for verdict in ("failed", "inconclusive", "not_run", "aborted", "skipped", "passed"):
                 if verdict in seen:
                     out[clause] = {"not_run": "inconclusive"}.get(verdict, verdict)
@@ -82,6 +87,7 @@ class DrillOutcome:
             "skipped_checks": self.skipped_checks,
             "left_changed": self.left_changed,
             "internal_error": self.internal_error or None,
+            "detection": self.detection,
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -102,6 +108,7 @@ class RunContext:
     mute_monitors: bool = False
     interrupted: str = ""  # a signal that arrived while rollbacks ran
     variables: dict[str, Any] = field(default_factory=dict)  # --var, for background scenarios
+    observe: Any = None  # chaos.detection.ObserveSetup, opened at the first drill
 
 
 def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
@@ -137,6 +144,7 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         deadline=time.monotonic() + drill.max_duration,
     )
     rt.printer = ctx.printer
+    det = _detection(ctx, rt, file, out)
     for g in drill.abort_if:
         if g.background_error_rate_over is not None:
             from omnidrill.chaos.background import error_rate_guard
@@ -164,7 +172,9 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         if needs_proxy and not ctx.resolved.profile.faults.populate:
             _ensure_proxies(ctx, populate=False)  # read-only: a mismatch is inconclusive
         # 1. steady state before: read-only; a miss means nothing is touched (exit 1)
-        if not _steady_state(rt, drill, out, "steady_state_before", save):
+        if not _steady_state(rt, drill, out, "steady_state_before", save) or not _monitors_quiet(
+            rt, det, out, save, len(drill.steady_state)
+        ):
             out.verdict = "failed"
             out.reason = "the steady state did not hold before the drill; nothing was touched"
             return out
@@ -187,10 +197,12 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         # 3. the method
         for i, step in enumerate(drill.method):
             rt.check_abort()
+            det.note_step(step)
             res = _run_step(rt, "method", i, step, out, save)
             if res.verdict == "inconclusive":
                 raise DrillInconclusive(res.evidence[-1] if res.evidence else "inconclusive")
         rt.settle_verifications()  # a fault probe still running when the method ended
+        det.await_alerts(rt)  # the fault holds until the monitors that must trip have
     except DrillAborted as exc:
         why_text = watcher.reason if (watcher and exc.by == "halt" and watcher.reason) else exc.why
         out.verdict, out.reason = "aborted", f"aborted: {why_text}"
@@ -219,6 +231,7 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         try:
             _finish(ctx, rt, drill, out, save, locked)
         finally:
+            det.stop()
             if watcher is not None:
                 watcher.stop()
             rt.close()
@@ -282,6 +295,7 @@ def _finish(
         if not recovered and out.verdict == "running":
             out.verdict = "failed"
             out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
+    _detected(ctx, rt, out, save, rollback_failed or aborted_by_halt)
     lock = [u for u in rt.undos if u.kind == "lock.release"]
     if not out.left_changed:  # a failed undo keeps the mark: every machine sees it, recover uses it
         ctx.in_rollback = True  # a signal now is noted, not raised: the lock must be released
@@ -314,7 +328,8 @@ def _finish(
     out.skipped_checks = [
         f"{s.name}: {s.evidence[-1] if s.evidence else 'skipped'}"
         for s in out.steps
-        if s.verdict == "skipped"
+        # O1/O2 without an `observe:` section: reported, never a failure under --strict
+        if s.verdict == "skipped" and not s.detail.get("unobserved")
     ]
     ctx.ledger.compact()
     ctx.journal.set_pending(
@@ -323,6 +338,95 @@ def _finish(
             for u in ctx.ledger.pending(ctx.run_id)
         ]
     )
+
+
+def _detection(ctx: RunContext, rt: Runtime, file: str, out: DrillOutcome) -> Any:
+    """O1/O2 of this drill: its expected monitors, and every answer watched for O2."""
+    from omnidrill.chaos.detection import Detection, open_setup, project_root
+
+    if ctx.observe is None:
+        ctx.observe = open_setup(ctx.resolved, project_root(file))
+    det = Detection(ctx.observe, ctx.resolved, file)
+    out.contract += [c for c in det.clauses() if c not in out.contract]
+    rt.client.watchers.append(det.watch)
+    rt.detection = det
+    return det
+
+
+def _monitors_quiet(rt: Runtime, det: Any, out: DrillOutcome, save: Any, index: int) -> bool:
+    """Part of the steady state: the monitors this drill must trip do not alert yet."""
+    if not det.expected or not det.active:
+        return True
+    res = StepResult(
+        phase="steady_state_before",
+        index=index,
+        kind="monitors.quiet",
+        name="the monitors this drill must trip are not alerting: " + ", ".join(det.expected),
+        clause="O1",
+    )
+    out.steps.append(res)
+    save()
+    try:
+        ok = det.before(rt, res)
+    finally:
+        res.ended = time.time()
+        _record(rt, out, res, "steady_state_before", save)
+    return ok
+
+
+def _detected(ctx: RunContext, rt: Runtime, out: DrillOutcome, save: Any, cut_short: bool) -> None:
+    """After the rollbacks: wait for the alerts to resolve, then judge O1 and O2."""
+    det = getattr(rt, "detection", None)
+    if det is None:
+        return
+    no_verdict = None
+    if cut_short or out.internal_error or out.verdict in ("aborted", "inconclusive"):
+        no_verdict = f"the drill ended {out.verdict if out.verdict != 'running' else 'early'}"
+    elif det.expected:
+        rt.halt = threading.Event()
+        try:
+            det.settle(rt, out.measurements.get("rollbacks_done_ts"))
+        except (KeyboardInterrupt, Terminated) as exc:
+            ctx.interrupted = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+            no_verdict = f"interrupted by {ctx.interrupted}"
+    det.stop()
+    for res in det.o1_steps(out, no_verdict):
+        out.steps.append(res)
+        _record(rt, out, res, "detection", save)
+    o2 = det.o2_step(rt) if no_verdict is None else None
+    if o2 is not None:
+        if "O2" not in out.contract:
+            out.contract.append("O2")
+        out.steps.append(o2)
+        _record(rt, out, o2, "detection", save)
+    out.detection = det.record()
+    ttd = [m["time_to_detect_s"] for s in out.steps if "time_to_detect_s" in (m := s.measurements)]
+    ttr = [
+        m["time_to_resolve_s"] for s in out.steps if "time_to_resolve_s" in (m := s.measurements)
+    ]
+    if ttd:
+        out.measurements["time_to_detect_s"] = min(ttd)  # the incident is seen at its first alert
+        out.measurements["time_to_detect_resolution_s"] = det.states.poll_s
+    if ttr:
+        out.measurements["time_to_resolve_s"] = max(ttr)  # and over once every alert cleared
+        out.measurements["time_to_resolve_resolution_s"] = det.states.poll_s
+    for mid in out.detection.get("noise", []):
+        warning = (
+            f"noise: monitor {mid} alerted during the drill, and its tripped_by does not name it"
+        )
+        ctx.printer.line(f"warning: {warning}")
+        ctx.journal.event("warning", warning, drill=out.file, monitor=mid)
+    save()
+
+
+def _record(rt: Runtime, out: DrillOutcome, res: StepResult, phase: str, save: Any) -> None:
+    res.evidence = [secrets.scrub(e) for e in res.evidence]
+    if res.verdict == "failed":
+        out.evidence.append(
+            {"clause": res.clause, "step": res.name, "phase": phase, "evidence": res.evidence}
+        )
+    save()
+    _print(rt, res)
 
 
 def _rollback(ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any) -> bool:

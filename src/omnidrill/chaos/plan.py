@@ -136,4 +136,7 @@ def plan_text(resolved: Resolved, file: str, drill: DrillFile) -> str:
             out.append(f"    {i}. {describe(resolved, step)}")
     for g in drill.abort_if:
         out.append(f"  abort if: {g.model_dump(exclude_none=True)}")
+    from omnidrill.chaos.detection import plan_lines
+
+    out += plan_lines(resolved, file)
     return "\n".join(out)

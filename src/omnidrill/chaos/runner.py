@@ -163,6 +163,8 @@ def exit_code_of(outcomes: list[DrillOutcome], scenario_codes: list[int], strict
         return int(ExitCode.INCONCLUSIVE)
     if strict and ("skipped" in verdicts or any(o.skipped_checks for o in outcomes)):
         return int(ExitCode.FAILED)
+    if strict and any(o.detection.get("noise") for o in outcomes):
+        return int(ExitCode.FAILED)  # an alert nobody expected: a warning, a failure here
     return int(ExitCode.OK)
 
 

@@ -305,11 +305,11 @@ class Covering:
     overall: str  # of the drill or scenario as a whole
 
 
-_CLAUSE_ORDER = "SCARIP"
+_CLAUSE_ORDER = "SCARIPO"
 
 
 def clause_sort_key(clause: str) -> tuple[int, int, str]:
-    """Clauses in CONTRACT.md's order: S, C, A, R, I, P, then by number."""
+    """Clauses in CONTRACT.md's order: S, C, A, R, I, P, O, then by number."""
     head, num = clause[:1], clause[1:]
     return (
         _CLAUSE_ORDER.index(head) if head in _CLAUSE_ORDER else 99,

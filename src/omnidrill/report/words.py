@@ -68,6 +68,8 @@ CLAUSE_TITLES = {
     "P1": "primary down: served by the fallback",
     "P2": "both providers down: 503, nothing broadcast",
     "P3": "primary back: traffic returns",
+    "O1": "the monitors that name the drill alert, then resolve",
+    "O2": "the target's own failures reach Sentry with their trace id",
 }
 
 

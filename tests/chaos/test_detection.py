@@ -1,0 +1,192 @@
+"""CONTRACT O1 and O2 against the reference stack sending its telemetry to an intake: the
+monitors that name a drill alert and resolve, with time to detect and time to resolve; a target
+that sends nothing, or a monitor watching a metric nobody sends, fails O1 as `undetected` while
+every other clause keeps its verdict; without `observe:` both are skipped and nothing else
+changes; unexpected alerts are noise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaos.drillkit import Stack, run_drills, start_stack
+from chaos.observekit import o1_steps, observed_stack, project_copy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with observed_stack(tmp_path_factory.mktemp("observed"), "--instances", "2") as (stack, _):
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def silent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The target sends nothing (no metrics, no Sentry); the profile still says where to look."""
+    tmp = tmp_path_factory.mktemp("silent")
+    with observed_stack(tmp, metrics=False, sentry=False, detect_s=3, resolve_s=3) as (stack, _):
+        yield stack
+
+
+def test_kill_switch_is_detected_and_resolves(observed: Stack, tmp_path: Path) -> None:
+    result = run_drills(observed, "kill-switch", report=tmp_path / "r")
+    drill = result.drill("kill-switch")
+    assert result.code == 0, result.output
+    assert drill["clauses"]["O1"] == "passed"
+    det = drill["detection"]
+    assert det["source"] == "intake" and det["env"] == "local"
+    assert {"kill-switch-on", "agent-error-rate"} <= set(det["expected"])
+    assert det["windows"]["kill-switch-on"].startswith("last 2s")
+    assert "the monitor's is last 5m" in det["windows"]["kill-switch-on"]
+    checks = o1_steps(drill)
+    assert set(checks) == set(det["expected"])
+    for mid, step in checks.items():
+        m = step["measurements"]
+        assert step["verdict"] == "passed", (mid, step["evidence"])
+        assert 0 <= m["time_to_detect_s"] <= 15 and 0 <= m["time_to_resolve_s"] <= 15
+        assert m["resolution_s"] == 0.2
+        # measured from the fault's first action and from the end of the rollbacks
+        assert m["alerted_ts"] == pytest.approx(det["fault_started_ts"] + m["time_to_detect_s"])
+    quiet = next(s for s in drill["steps"] if s["kind"] == "monitors.quiet")
+    assert quiet["phase"] == "steady_state_before" and quiet["verdict"] == "passed"
+    assert drill["measurements"]["time_to_detect_s"] == min(
+        s["measurements"]["time_to_detect_s"] for s in checks.values()
+    )
+    assert det["noise"] == []
+    assert "kill-switch: 4/4 alerted" in result.output or "alerted:" in result.output
+
+
+def test_errors_of_the_target_reach_sentry_with_their_trace_id(
+    observed: Stack, tmp_path: Path
+) -> None:
+    result = run_drills(observed, "rpc-both-down", report=tmp_path / "r")
+    drill = result.drill("rpc-both-down")
+    assert result.code == 0, result.output
+    assert drill["clauses"]["O2"] == "passed" and drill["clauses"]["O1"] == "passed"
+    o2 = next(s for s in drill["steps"] if s["clause"] == "O2")
+    assert o2["measurements"]["answers"] == o2["measurements"]["reported"] > 0
+    assert "RPC_UNAVAILABLE" in o2["name"]
+
+
+def test_a_target_that_sends_nothing_fails_o1_as_undetected(silent: Stack, tmp_path: Path) -> None:
+    drills = ["kill-switch", "controls-outage", "rpc-primary-outage", "rpc-both-down"]
+    result = run_drills(silent, *drills, report=tmp_path / "r")
+    assert result.code == 1
+    for name in drills:
+        drill = result.drill(name)
+        assert drill["verdict"] == "failed", name
+        assert drill["clauses"]["O1"] == "failed"
+        others = {c: v for c, v in drill["clauses"].items() if c not in ("O1", "O2")}
+        assert set(others.values()) == {"passed"}, (name, others)
+        for mid, step in o1_steps(drill).items():
+            assert step["verdict"] == "failed"
+            assert step["detail"]["outcome"] == "undetected"
+            assert step["evidence"][0].startswith(f"undetected: monitor {mid} (")
+            # the evidence says what reached the intake: nothing
+            assert any("nothing under that metric name" in e for e in step["evidence"])
+        assert drill["reason"] == "1 check(s) failed (clauses O1)" or "O1" in drill["reason"]
+    o2 = next(s for s in result.drill("rpc-both-down")["steps"] if s["clause"] == "O2")
+    assert o2["verdict"] == "failed"
+    assert "no Sentry event tagged with it" in o2["evidence"][0]
+
+
+def _with_controls_edited(tmp: Path, old: str, new: str) -> Path:
+    """A copy of the project whose monitors/controls.yaml has `old` replaced by `new`."""
+    project = project_copy(tmp)
+    controls = project / "monitors" / "controls.yaml"
+    text = controls.read_text()
+    assert old in text
+    controls.write_text(text.replace(old, new))
+    return project / "chaos"
+
+
+def test_a_monitor_watching_a_metric_never_sent_is_undetected(
+    observed: Stack, tmp_path: Path
+) -> None:
+    chaos = _with_controls_edited(
+        tmp_path, "omnihub.emergency.{{ control }}{", "omnihub.control.{{ control }}{"
+    )
+    result = run_drills(observed, "kill-switch", report=tmp_path / "r", chaos=chaos)
+    drill = result.drill("kill-switch")
+    assert result.code == 1
+    checks = o1_steps(drill)
+    bad = checks["kill-switch-on"]
+    assert bad["verdict"] == "failed" and bad["detail"]["outcome"] == "undetected"
+    assert any(
+        "omnihub.control.kill_switch{service:omnihub-local,source:table}: no such series" in e
+        and "nothing under that metric name at all" in e
+        for e in bad["evidence"]
+    ), bad["evidence"]
+    assert checks["agent-error-rate"]["verdict"] == "passed"
+    assert {c: v for c, v in drill["clauses"].items() if c != "O1"} == {
+        "C2": "passed",
+        "C5": "passed",
+        "C6": "passed",
+        "C7": "passed",
+    }
+
+
+def test_without_observe_o1_and_o2_are_skipped_and_nothing_else_changes(tmp_path: Path) -> None:
+    with start_stack(tmp_path / "stack") as stack:
+        result = run_drills(stack, "kill-switch", "rpc-both-down", report=tmp_path / "r")
+        strict = run_drills(
+            stack, "kill-switch", "rpc-both-down", report=tmp_path / "s", strict=True
+        )
+    assert result.code == 0, result.output
+    assert strict.code == 0, "a target without telemetry passes, --strict or not"
+    for name in ("kill-switch", "rpc-both-down"):
+        drill = result.drill(name)
+        assert drill["verdict"] == "passed"
+        assert drill["clauses"]["O1"] == "skipped"
+        assert drill["skipped_checks"] == []
+        (step,) = [s for s in drill["steps"] if s["clause"] == "O1"]
+        assert "O1 not checked: the profile has no `observe:` section" in step["evidence"][0]
+        assert drill["detection"]["skipped"]
+    assert result.drill("rpc-both-down")["clauses"]["O2"] == "skipped"
+
+
+def test_an_alert_nobody_expected_is_noise(observed: Stack, tmp_path: Path) -> None:
+    chaos = _with_controls_edited(
+        tmp_path, 'tripped_by: [{{ control | replace("_", "-") }}]', "tripped_by: []"
+    )
+    result = run_drills(observed, "kill-switch", report=tmp_path / "r", chaos=chaos)
+    drill = result.drill("kill-switch")
+    assert result.code == 0, result.output
+    assert drill["detection"]["noise"] == ["kill-switch-on"]
+    assert "noise: monitor kill-switch-on alerted during the drill" in result.output
+    strict = run_drills(observed, "kill-switch", report=tmp_path / "s", chaos=chaos, strict=True)
+    assert strict.code == 1, "noise fails the run under --strict"
+
+
+def test_dry_run_lists_the_monitors_each_drill_expects(
+    observed: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chaos.drillkit import CHAOS
+    from omnidrill.chaos.runner import RunOptions, run
+    from omnidrill.cliutil import load_profile
+
+    profile = load_profile(str(observed.profile_path))
+    opts = RunOptions(target=str(observed.profile_path), dry_run=True)
+    assert run([CHAOS / "kill-switch.yaml"], profile, opts) == 0
+    out = capsys.readouterr().out
+    assert "monitors that must alert (O1, tripped_by): agent-error-rate, kill-switch-on" in out
+    assert "evaluated at the intake" in out and "drill window" in out
+
+
+def test_profile_observe_must_name_one_source(tmp_path: Path) -> None:
+    from omnidrill.profile import TargetProfile
+
+    base = yaml.safe_load(
+        "name: x\nbase_url: http://127.0.0.1:1\nkeys: {anon: {value: a}, service_role: "
+        "{value: b}}\ncontrols: {url: http://127.0.0.1:1/rest/v1}\n"
+    )
+    with pytest.raises(ValueError, match="exactly one of `intake: URL` or `datadog: true`"):
+        TargetProfile.model_validate({**base, "observe": {"intake": "http://x", "datadog": True}})
+    with pytest.raises(ValueError, match="intake must be an http"):
+        TargetProfile.model_validate({**base, "observe": {"intake": "127.0.0.1:8125"}})
+    ok = TargetProfile.model_validate({**base, "observe": {"datadog": True}})
+    assert ok.observe is not None and ok.observe.source == "datadog"
