@@ -88,6 +88,7 @@ def validate(
         return context
 
     loaded, problems = validate_paths(files, variables_for)
+    problems += _tripped_by_problems(loaded)
     for p in problems:
         err_console.print(p.format(), markup=False, highlight=False, soft_wrap=True)
     if problems:
@@ -95,6 +96,22 @@ def validate(
         err_console.print(f"[red]{len(problems)} problem(s) in {bad_files} file(s)[/red]")
         raise typer.Exit(ExitCode.BAD_INPUT)
     console.print(f"[green]{len(loaded)} file(s) valid[/green]")
+
+
+def _tripped_by_problems(loaded: list) -> list:
+    """Across files: each monitor's `tripped_by` names a drill or scenario of its project."""
+    from omnidrill.observe.compile import drill_names, tripped_by_problems
+    from omnidrill.observe.source import SourceFile
+
+    out = []
+    for spec in loaded:
+        if spec.kind != "monitor":
+            continue
+        known = drill_names(spec.path.resolve().parent.parent)
+        if known is not None:
+            src = SourceFile(spec.path, spec.kind, spec.model, spec.positions)
+            out += tripped_by_problems(src, known)
+    return out
 
 
 @app.command()

@@ -188,3 +188,48 @@ def test_cli_validate_checks_the_test_files_too(project: Path, run_cli) -> None:
     )
     code, _, err = run_cli("monitors", "validate", "--root", str(project))
     assert code == 2 and "bad.yaml:3" in err and "value 'one'" in err
+
+
+def test_tripped_by_must_name_a_drill_or_a_scenario(project: Path, run_cli) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    for folder in ("chaos", "scenarios"):
+        shutil.copytree(ROOT / folder, project / folder)
+    rpc = project / "monitors" / "rpc.yaml"
+    rpc.write_text(
+        rpc.read_text().replace(
+            "[rpc-primary-outage, rpc-primary-slow]", "[rpc-primary-down, rpc-primary-slow]"
+        )
+    )
+    code, _, err = run_cli("monitors", "validate", "--root", str(project), "--env", "local")
+    assert code == 2
+    assert (
+        "monitors[0].tripped_by[0]: 'rpc-primary-down' names no drill (chaos/) or scenario "
+        "(scenarios/)" in err
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "omnidrill.cli", "validate", "monitors/rpc.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert (
+        res.stderr.startswith("monitors/rpc.yaml:")
+        and "'rpc-primary-down' names no drill" in res.stderr
+    )
+    # a scenario is a valid name: ratelimit-429-spike names scenarios/rate-limit.yaml
+    assert "rate-limit" in (project / "monitors" / "rpc.yaml").read_text()
+
+
+def test_shipped_tripped_by_names_are_drills_or_scenarios() -> None:
+    from omnidrill.observe.compile import drill_names
+
+    known = drill_names(ROOT)
+    assert known is not None
+    for env in ENVS:
+        for mon in compile_monitors(ROOT, env).monitor_specs().values():
+            assert set(mon.tripped_by) <= known, (env, mon.id, mon.tripped_by)

@@ -245,6 +245,31 @@ def _unique(kind: str, items: list[_Placed]) -> list[Problem]:
     return problems
 
 
+def drill_names(root: Path) -> set[str] | None:
+    """What a `tripped_by` entry may name: the drills (chaos/) and scenarios (scenarios/) of the
+    project, by file stem; None where the project has neither folder (nothing to check against)."""
+    folders = [root / "chaos", root / "scenarios"]
+    if not any(f.is_dir() for f in folders):
+        return None
+    return {p.stem for f in folders for p in [*f.glob("*.yaml"), *f.glob("*.yml")]}
+
+
+def tripped_by_problems(src: SourceFile, known: set[str]) -> list[Problem]:
+    """A `tripped_by` entry must name a drill or scenario: O1 expects the monitor to alert in it."""
+    from omnidrill.spec.suggest import closest
+
+    problems = []
+    for i, mon in enumerate(src.model.monitors):
+        for j, name in enumerate(mon.tripped_by):
+            if name in known:
+                continue
+            hint = closest(name, sorted(known))
+            msg = f"{name!r} names no drill (chaos/) or scenario (scenarios/)"
+            msg += f"; did you mean {hint!r}?" if hint else f" (have: {', '.join(sorted(known))})"
+            problems.append(src.problem(("monitors", i, "tripped_by", j), msg))
+    return problems
+
+
 def compile_monitors(root: Path, env: str, variables: dict[str, Any] | None = None) -> Compiled:
     """Load, check and compile every file in monitors/ for one environment."""
     variables = variables if variables is not None else env_variables(root, env)
@@ -253,12 +278,15 @@ def compile_monitors(root: Path, env: str, variables: dict[str, Any] | None = No
     ids_m: list[_Placed] = []
     ids_s: list[_Placed] = []
     burn_refs: list[_Placed] = []
+    known = drill_names(root)
     for path in files_of(root, "monitor"):
         try:
             src = load(path, "monitor", variables)
         except SpecError as exc:
             problems += exc.problems
             continue
+        if known is not None:
+            problems += tripped_by_problems(src, known)
         problems += _compile_items(
             src, "slos", "slo", ServiceLevelObjectiveRequest, slo_body, env, out.slos, ids_s
         )
