@@ -15,7 +15,7 @@ import yaml
 from chaos.drillkit import Stack, run_drills, start_stack
 from chaos.observekit import o1_steps, observed_stack, project_copy
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.serial  # live stacks, timing bounds
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +190,125 @@ def test_profile_observe_must_name_one_source(tmp_path: Path) -> None:
         TargetProfile.model_validate({**base, "observe": {"intake": "127.0.0.1:8125"}})
     ok = TargetProfile.model_validate({**base, "observe": {"datadog": True}})
     assert ok.observe is not None and ok.observe.source == "datadog"
+
+
+def test_reports_show_time_to_detect_and_resolve(observed: Stack, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    report = tmp_path / "r"
+    result = run_drills(observed, "kill-switch", report=report)
+    assert result.code == 0, result.output
+    checks = o1_steps(result.drill("kill-switch"))
+    html = (report / "report.html").read_text()
+    assert 'class="detection"' in html
+    for mid in checks:
+        assert f'data-monitor="{mid}"' in html
+        assert f"monitor {mid} alerts" in html, "the alert is a numbered mark on the timeline"
+    assert "mean time to detect" in html
+    summary = (report / "summary.md").read_text()
+    assert "| time to detect | time to resolve |" in summary
+    assert "- kill-switch: 4/4: `" in summary
+    cases = ET.parse(report / "junit.xml").getroot().iter("testcase")
+    o1 = [c for c in cases if "monitor" in c.get("name", "") and "alerts within" in c.get("name")]
+    assert {c.get("name").split("monitor ", 1)[1].split(" ")[0] for c in o1} == set(checks)
+    assert all(c.find("failure") is None for c in o1)
+
+
+def test_the_datadog_drill_event_carries_the_detection(
+    observed: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from observe.fake_datadog import FakeDatadog
+
+    fake = FakeDatadog().start()
+    try:
+        for k, v in fake.sdk_env().items():
+            monkeypatch.setenv(k, v)
+        result = run_drills(observed, "kill-switch", report=tmp_path / "r")
+    finally:
+        fake.stop()
+    assert result.code == 0, result.output
+    (event,) = fake.events
+    assert "- monitor kill-switch-on: alerted after " in event["text"]
+    assert "s after the rollbacks" in event["text"]
+    sent = {s["metric"] for s in fake.series}
+    assert {"omnidrill.drill.time_to_detect", "omnidrill.drill.time_to_resolve"} <= sent
+
+
+def _datadog_stand_in(fake, controls_url: str, key: str, ids: list[str], stop) -> None:
+    """Datadog's own evaluation, stood in for: the deployed monitors alert while the kill
+    switch is on, as the real ones would once its gauge arrives."""
+    import httpx
+
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    while not stop.wait(0.1):
+        try:
+            row = httpx.get(
+                f"{controls_url}/emergency_controls?select=*", headers=headers, timeout=2
+            ).json()[0]
+        except (httpx.HTTPError, ValueError, IndexError, KeyError):
+            continue
+        state = "Alert" if row["omnihub_kill_switch"] else "OK"
+        for mon in fake.monitors.values():
+            if any(f"omnidrill-id:{i}" in mon["tags"] for i in ids):
+                mon["overall_state"] = state
+
+
+def test_live_datadog_states_by_managed_id(
+    observed: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from chaos.drillkit import ROOT
+    from observe.fake_datadog import FakeDatadog
+    from omnidrill.chaos.runner import RunOptions, run
+    from omnidrill.cliutil import load_profile
+    from omnidrill.errors import UsageError
+    from omnidrill.observe.cli import _apply
+
+    fake = FakeDatadog().start()
+    stop = threading.Event()
+    try:
+        for k, v in fake.sdk_env().items():
+            monkeypatch.setenv(k, v)
+        _apply("monitors", ROOT, "staging", None, None)  # as `omnidrill monitors apply` does
+        profile = {
+            **observed.profile,
+            "observe": {"datadog": True, "env": "staging", "poll_s": 0.2},
+        }
+        path = tmp_path / "live.yaml"
+        path.write_text(yaml.safe_dump(profile), encoding="utf-8")
+        live = Stack(path, profile, observed.tmp)
+        key = profile["keys"]["service_role"]["value"]
+        expected = ["agent-error-rate", "kill-switch-on"]  # staging: no SLO burn in a drill
+        for mon in fake.monitors.values():
+            mon["overall_state"] = "OK"
+        watcher = threading.Thread(
+            target=_datadog_stand_in,
+            args=(fake, profile["controls"]["url"], key, expected, stop),
+            daemon=True,
+        )
+        watcher.start()
+        result = run_drills(live, "kill-switch", report=tmp_path / "r")
+        assert result.code == 0, result.output
+        drill = result.drill("kill-switch")
+        assert drill["detection"]["source"] == "datadog"
+        checks = o1_steps(drill)
+        assert set(checks) == set(expected)
+        for step in checks.values():
+            assert step["verdict"] == "passed", step["evidence"]
+            assert step["measurements"]["time_to_detect_s"] >= 0
+            assert step["measurements"]["time_to_resolve_s"] >= 0
+        reads = [p for m, p, _ in fake.requests if m == "GET" and p == "/api/v1/monitor"]
+        assert len(reads) > 5, "states are polled from the monitors apply manages"
+        # a monitor the drill expects but Datadog does not have is an error, not a pass
+        gone = next(m for m in fake.monitors.values() if "omnidrill-id:kill-switch-on" in m["tags"])
+        del fake.monitors[gone["id"]]
+        with pytest.raises(UsageError, match=r"\['kill-switch-on'\] are not deployed in Datadog"):
+            run(
+                [ROOT / "chaos" / "kill-switch.yaml"],
+                load_profile(str(path)),
+                RunOptions(target=str(path), report_dir=tmp_path / "gone"),
+            )
+    finally:
+        stop.set()
+        fake.stop()

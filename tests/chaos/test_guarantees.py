@@ -391,7 +391,7 @@ def test_journal_is_complete_and_scrubbed(stack: Stack, tmp_path: Path) -> None:
     result = run_drills(stack, "kill-switch", report=tmp_path / "report")
     j = result.journal
     text = (tmp_path / "report" / "journal.json").read_text()
-    assert j["version"] == "1.0"
+    assert j["version"] == "1.1"
     assert j["status"] == "passed" and j["exit_code"] == 0
     for key in ("anon", "service_role"):
         assert stack.profile["keys"][key]["value"] not in text

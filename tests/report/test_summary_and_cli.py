@@ -21,14 +21,17 @@ def test_summary_is_a_short_markdown_table(real_run: tuple[int, Path]) -> None:
     lines = text.splitlines()
     assert lines[0].startswith("## ") and "ABORTED (exit 3)" in lines[0]
     table = [line for line in lines if line.startswith("|")]
-    assert table[0] == "| drill | clauses | verdict | time to effect | time to recover | why |"
+    assert table[0] == (
+        "| drill | clauses | verdict | time to effect | time to recover | time to detect "
+        "| time to resolve | why |"
+    )
     rows = table[2:]
     assert len(rows) == 3
     # worst first: aborted, failed, passed
     assert "ABORTED" in rows[0] and "guardrail" in rows[0]
     assert "FAILED" in rows[1] and "C4" in rows[1]
     assert "passed" in rows[2] and "±" in rows[2]
-    assert all(row.count(" | ") == 5 for row in rows)  # no stray pipe in a cell
+    assert all(row.count(" | ") == 7 for row in rows)  # no stray pipe in a cell
     assert len(text) < 3000
 
 

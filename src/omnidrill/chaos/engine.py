@@ -342,10 +342,11 @@ def _finish(
 
 def _detection(ctx: RunContext, rt: Runtime, file: str, out: DrillOutcome) -> Any:
     """O1/O2 of this drill: its expected monitors, and every answer watched for O2."""
-    from omnidrill.chaos.detection import Detection, open_setup, project_root
+    from omnidrill.chaos.detection import Detection, check_setup_for, open_setup, project_root
 
     if ctx.observe is None:
         ctx.observe = open_setup(ctx.resolved, project_root(file))
+    check_setup_for(ctx.observe, file)  # live Datadog: an expected monitor must be deployed
     det = Detection(ctx.observe, ctx.resolved, file)
     out.contract += [c for c in det.clauses() if c not in out.contract]
     rt.client.watchers.append(det.watch)

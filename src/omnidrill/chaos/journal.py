@@ -18,7 +18,7 @@ from typing import Any
 from omnidrill import __version__, secrets
 from omnidrill.chaos.traffic import Traffic
 
-JOURNAL_VERSION = "1.0"
+JOURNAL_VERSION = "1.1"
 
 
 def iso(ts: float | None) -> str | None:

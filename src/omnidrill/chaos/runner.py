@@ -301,6 +301,8 @@ def _run_locked(
         world.store.close()
         if world.faults is not None:
             world.faults.close()
+        if ctx.observe is not None:
+            ctx.observe.close()
     code = exit_code_of(outcomes, scenario_codes, opts.strict)
     printer.table(outcomes, scenario_rows, str(journal.path))
     finish_run(journal, code, opts, printer)

@@ -37,6 +37,16 @@ class ClauseResult:
 
 
 @dataclass(frozen=True)
+class MonitorResult:
+    """A monitor the drill expected to trip (O1): after how long it alerted and cleared."""
+
+    monitor: str
+    outcome: str  # detected | undetected | late | unresolved | late resolve | not judged
+    time_to_detect_s: float | None = None
+    time_to_resolve_s: float | None = None
+
+
+@dataclass(frozen=True)
 class DrillOutcome:
     """What the chaos engine knows at the end of one drill.
 
@@ -56,6 +66,9 @@ class DrillOutcome:
     ended_at: float = field(default_factory=time.time)
     run_id: str | None = None
     error: str | None = None
+    time_to_detect_s: float | None = None
+    time_to_resolve_s: float | None = None
+    monitors: Sequence[MonitorResult] = ()
 
     @property
     def passed(self) -> bool:
@@ -94,6 +107,16 @@ def _event_text(outcome: DrillOutcome, report_url: str | None) -> str:
         lines.append(f"- time to effect: {outcome.time_to_effect_s:.2f} s{res}")
     if outcome.time_to_recover_s is not None:
         lines.append(f"- time to recover: {outcome.time_to_recover_s:.2f} s{res}")
+    for m in outcome.monitors:
+        if m.time_to_detect_s is None:
+            lines.append(f"- monitor {m.monitor}: {m.outcome.upper()}")
+            continue
+        cleared = (
+            f", OK {m.time_to_resolve_s:.2f} s after the rollbacks"
+            if m.time_to_resolve_s is not None
+            else f", {m.outcome}"
+        )
+        lines.append(f"- monitor {m.monitor}: alerted after {m.time_to_detect_s:.2f} s{cleared}")
     if outcome.error:
         lines.append(f"- error: {outcome.error}")
     if outcome.run_id:
@@ -145,6 +168,8 @@ def report_drill_result(
         "omnidrill.drill.duration": result.duration_s,
         "omnidrill.drill.time_to_effect": result.time_to_effect_s,
         "omnidrill.drill.time_to_recover": result.time_to_recover_s,
+        "omnidrill.drill.time_to_detect": result.time_to_detect_s,
+        "omnidrill.drill.time_to_resolve": result.time_to_resolve_s,
     }
     ts = int(result.ended_at)
     series = [

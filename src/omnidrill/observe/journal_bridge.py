@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omnidrill.observe.drill_events import ClauseResult, DrillOutcome, Verdict
+from omnidrill.observe.drill_events import ClauseResult, DrillOutcome, MonitorResult, Verdict
 
 # The journal's verdicts onto the five the reports know; a failed rollback is a failure.
 _VERDICTS: dict[str, Verdict] = {
@@ -18,6 +18,10 @@ _VERDICTS: dict[str, Verdict] = {
     "inconclusive": "inconclusive",
     "skipped": "skipped",
 }
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _first(steps: list[Mapping[str, Any]], key: str) -> float | None:
@@ -61,6 +65,16 @@ def outcome_from_journal(
         if isinstance(v := (s.get("measurements") or {}).get("resolution_s"), int | float)
     ]
     verdict = _VERDICTS.get(str(record.get("verdict")), "inconclusive")
+    monitors = [
+        MonitorResult(
+            monitor=str((s.get("detail") or {}).get("monitor")),
+            outcome=str((s.get("detail") or {}).get("outcome") or "not judged"),
+            time_to_detect_s=_num((s.get("measurements") or {}).get("time_to_detect_s")),
+            time_to_resolve_s=_num((s.get("measurements") or {}).get("time_to_resolve_s")),
+        )
+        for s in steps
+        if s.get("kind") == "monitor.detected" and (s.get("detail") or {}).get("monitor")
+    ]
     error = record.get("internal_error") or (record.get("reason") if verdict != "passed" else None)
     return DrillOutcome(
         drill=Path(str(record.get("file", "drill"))).stem,
@@ -75,4 +89,7 @@ def outcome_from_journal(
         ended_at=ended,
         run_id=run_id,
         error=str(error) if error else None,
+        time_to_detect_s=_num(measurements.get("time_to_detect_s")),
+        time_to_resolve_s=_num(measurements.get("time_to_resolve_s")),
+        monitors=monitors,
     )

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-MarkKind = str  # "action" | "rollback" | "abort" | "failure"
+MarkKind = str  # "action" | "rollback" | "abort" | "failure" | "alert" | "resolved"
 _MARK_STYLE: dict[str, dict[str, object]] = {
     "action": {"color": "#1f4e9c", "linestyle": "-", "linewidth": 1.2},
     "rollback": {"color": "#7b3fa0", "linestyle": "--", "linewidth": 1.2},
     "abort": {"color": "#000000", "linestyle": ":", "linewidth": 1.6},
     "failure": {"color": "#c62828", "linestyle": ":", "linewidth": 1.0},
+    "alert": {"color": "#e65100", "linestyle": "-.", "linewidth": 1.0},
+    "resolved": {"color": "#2e7d32", "linestyle": "-.", "linewidth": 1.0},
 }
 _salt = itertools.count(1)
 

@@ -8,9 +8,22 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from omnidrill.report.charts import Second, TimeMark, timeline_svg
-from omnidrill.report.model import CheckView, DrillView, RunView, ScenarioView, verdict_rank
+from omnidrill.report.model import (
+    CheckView,
+    DetectionView,
+    DrillView,
+    RunView,
+    ScenarioView,
+    verdict_rank,
+)
 from omnidrill.report.words import CLAUSE_TITLES, CONTRACT_DOC, VERDICT_ICON, fmt_s, headline, label
 
+# What a drill-level time is measured from and to, where no single step measured it.
+MEASURED_BY = {
+    "time to recover": "the steady state after the rollbacks",
+    "time to detect": "the fault's first action to the first expected monitor alerting",
+    "time to resolve": "the end of the rollbacks to the last expected monitor OK again",
+}
 ACTION_PHASES = {
     "method": "action",
     "rollback": "rollback",
@@ -42,15 +55,26 @@ def _clock(ts: float | None) -> str:
 
 
 def time_marks(
-    steps: list[CheckView], origin: float, events: list[dict[str, Any]]
+    steps: list[CheckView],
+    origin: float,
+    events: list[dict[str, Any]],
+    detection: DetectionView | None = None,
 ) -> list[TimeMark]:
-    """Every action and rollback (and an abort) as numbered marks on the drill's time axis."""
+    """Every action and rollback, each expected monitor's alert and return to OK, and an
+    abort, as numbered marks on the drill's time axis."""
     marks: list[TimeMark] = []
     for s in steps:
         kind = ACTION_PHASES.get(s.phase)
         if s.is_check or kind is None or s.started_ts is None:
             continue
         marks.append(TimeMark(s.started_ts - origin, len(marks) + 1, s.name or s.kind, kind))
+    for m in detection.monitors if detection else []:
+        for ts, kind, what in (
+            (m.alerted_ts, "alert", "alerts"),
+            (m.resolved_ts, "resolved", "OK"),
+        ):
+            if ts is not None:
+                marks.append(TimeMark(ts - origin, len(marks) + 1, f"monitor {m.id} {what}", kind))
     for e in events:
         if e.get("kind") in {"abort", "aborted", "halt", "guardrail"} and e.get("t") is not None:
             marks.append(
@@ -69,7 +93,7 @@ def drill_chart(d: DrillView) -> tuple[str | None, list[TimeMark]]:
         return None, []
     origin = float(int(d.started_ts))
     seconds = [Second(s.t - origin, s.by_status, s.by_code, s.p50_ms, s.p95_ms) for s in d.traffic]
-    marks = time_marks(d.steps, origin, d.events)
+    marks = time_marks(d.steps, origin, d.events, d.detection)
     if not seconds and not marks:
         return None, marks
     duration = (d.ended_ts or d.started_ts) - origin
@@ -113,6 +137,7 @@ def render_html(run: RunView, contract_href: str = CONTRACT_DOC) -> str:
             coverage=coverage,
             uncovered=uncovered,
             clause_titles=CLAUSE_TITLES,
+            measure_by=MEASURED_BY,
             contract_href=contract_href,
             generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         )

@@ -17,9 +17,11 @@ from omnidrill.report.model import (
     CanaryMetricView,
     CanaryView,
     CheckView,
+    DetectionView,
     DrillView,
     Evidence,
     Measure,
+    MonitorView,
     RunView,
     ScenarioView,
     ThresholdView,
@@ -115,11 +117,18 @@ def _step(raw: dict[str, Any]) -> CheckView:
 def _measures(raw: dict[str, Any], steps: list[CheckView]) -> list[Measure]:
     m = raw.get("measurements") or {}
     out = []
-    for what, key in (("time to effect", "effect"), ("time to recover", "recover")):
+    for what, key in (
+        ("time to effect", "effect"),
+        ("time to recover", "recover"),
+        ("time to detect", "detect"),
+        ("time to resolve", "resolve"),
+    ):
         seconds = _num(m.get(f"time_to_{key}_s"))
         resolution = _num(m.get(f"time_to_{key}_resolution_s"))
         step_key = "time_to_effect_s" if key == "effect" else "time_to_recovery_s"
         by = next((s for s in steps if step_key in s.measurements), None)
+        if key in ("detect", "resolve"):  # over every expected monitor, not one step
+            by = None
         if seconds is None and f"time_to_{key}_s" not in m:
             continue
         out.append(Measure(what, seconds, resolution, step=by.label if by else None))
@@ -223,6 +232,48 @@ def _drill(raw: dict[str, Any], traffic: list[dict[str, Any]], events: list[dict
         skipped_checks=[str(x) for x in raw.get("skipped_checks") or []],
         left_changed=[str(x) for x in raw.get("left_changed") or []],
         internal_error=str(raw.get("internal_error") or ""),
+        detection=_detection(raw, [s for s in raw.get("steps") or [] if isinstance(s, dict)]),
+    )
+
+
+def _detection(raw: dict[str, Any], steps: list[dict[str, Any]]) -> DetectionView | None:
+    """The drill's `detection` record and its O1 checks, one row per expected monitor."""
+    det = raw.get("detection")
+    if not isinstance(det, dict) or not det.get("expected"):
+        return None
+    checks = {
+        (s.get("detail") or {}).get("monitor"): s
+        for s in steps
+        if isinstance(s, dict) and s.get("kind") == "monitor.detected"
+    }
+    monitors = []
+    for mid in det.get("expected") or []:
+        s = checks.get(mid) or {}
+        m = s.get("measurements") or {}
+        detail = s.get("detail") or {}
+        monitors.append(
+            MonitorView(
+                id=str(mid),
+                title=str((det.get("titles") or {}).get(mid) or mid),
+                window=str((det.get("windows") or {}).get(mid) or ""),
+                verdict=str(s.get("verdict") or "skipped"),
+                outcome=str(detail.get("outcome") or "not judged"),
+                time_to_detect_s=_num(m.get("time_to_detect_s")),
+                time_to_resolve_s=_num(m.get("time_to_resolve_s")),
+                resolution_s=_num(m.get("resolution_s")),
+                alerted_ts=_num(m.get("alerted_ts")),
+                resolved_ts=_num(m.get("resolved_ts")),
+                evidence=[str(e) for e in s.get("evidence") or []],
+            )
+        )
+    return DetectionView(
+        source=det.get("source"),
+        env=det.get("env"),
+        skipped=det.get("skipped"),
+        monitors=monitors,
+        noise=[str(n) for n in det.get("noise") or []],
+        detect_timeout_s=_num(det.get("detect_timeout_s")),
+        resolve_timeout_s=_num(det.get("resolve_timeout_s")),
     )
 
 

@@ -204,6 +204,10 @@ def render_junit(run: RunView) -> str:
             props["time_to_effect"] = tte.text()
         if ttr and ttr.seconds is not None:
             props["time_to_recover"] = ttr.text()
+        for what in ("time to detect", "time to resolve"):
+            m = d.measure(what)
+            if m and m.seconds is not None:
+                props[what.replace(" ", "_")] = m.text()
         if d.reason:
             props["reason"] = d.reason
         counts = _suite(

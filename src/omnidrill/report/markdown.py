@@ -44,11 +44,13 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
     lines += [" · ".join(meta), ""]
     if run.drills:
         lines += [
-            "| drill | clauses | verdict | time to effect | time to recover | why |",
-            "|---|---|---|---|---|---|",
+            "| drill | clauses | verdict | time to effect | time to recover | time to detect "
+            "| time to resolve | why |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for d in sorted(run.drills, key=lambda d: (verdict_rank(d.verdict), d.name)):
             tte, ttr = d.measure("time to effect"), d.measure("time to recover")
+            ttd, tts = d.measure("time to detect"), d.measure("time to resolve")
             lines.append(
                 "| "
                 + " | ".join(
@@ -57,8 +59,10 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
                         d.title or d.name,
                         ", ".join(d.clauses),
                         f"{VERDICT_ICON.get(d.verdict, '')} {label(d.verdict)}".strip(),
-                        tte.text() if tte and tte.seconds is not None else "-",
-                        ttr.text() if ttr and ttr.seconds is not None else "-",
+                        *(
+                            m.text() if m and m.seconds is not None else "-"
+                            for m in (tte, ttr, ttd, tts)
+                        ),
                         _why(d),
                     )
                 )
@@ -93,6 +97,21 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
                 )
                 + " |"
             )
+        lines.append("")
+    monitors = [d for d in run.drills if d.detection and not d.detection.skipped]
+    if monitors:
+        lines += ["Monitors each drill must trip (O1), and after how long they alerted:", ""]
+        for d in monitors:
+            det = d.detection
+            assert det is not None
+            shown = ", ".join(
+                f"`{m.id}` {m.time_to_detect_s:.2f} s"
+                if m.time_to_detect_s is not None
+                else f"`{m.id}` **{m.outcome}**"
+                for m in det.monitors
+            )
+            noise = f" (noise: {', '.join(det.noise)})" if det.noise else ""
+            lines.append(f"- {d.name}: {det.alerted}/{len(det.monitors)}: {shown}{noise}")
         lines.append("")
     if run.pending_undos:
         lines += [

@@ -102,6 +102,40 @@ class Measure:
 
 
 @dataclass
+class MonitorView:
+    """One monitor a drill expected to trip (O1): how it did, with its times."""
+
+    id: str
+    title: str
+    window: str
+    verdict: str  # the O1 check's: passed | failed | skipped | ...
+    outcome: str  # detected | undetected | late | unresolved | late resolve | not judged
+    time_to_detect_s: float | None = None
+    time_to_resolve_s: float | None = None
+    resolution_s: float | None = None
+    alerted_ts: float | None = None
+    resolved_ts: float | None = None
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DetectionView:
+    """Where a drill read its monitors, and how each expected one did."""
+
+    source: str | None  # intake | datadog | None (no `observe:`)
+    env: str | None
+    skipped: str | None
+    monitors: list[MonitorView] = field(default_factory=list)
+    noise: list[str] = field(default_factory=list)
+    detect_timeout_s: float | None = None
+    resolve_timeout_s: float | None = None
+
+    @property
+    def alerted(self) -> int:
+        return sum(1 for m in self.monitors if m.time_to_detect_s is not None)
+
+
+@dataclass
 class TrafficSecond:
     """Every request of a drill that started in one second (probes, actions, load together)."""
 
@@ -146,6 +180,7 @@ class DrillView:
     skipped_checks: list[str] = field(default_factory=list)
     left_changed: list[str] = field(default_factory=list)
     internal_error: str = ""
+    detection: DetectionView | None = None
 
     def clause_verdict(self, clause: str) -> str:
         """The verdict of one clause in this drill; `not_checked` explained by the drill's own."""
@@ -260,6 +295,15 @@ class RunView:
     scenarios: list[ScenarioView] = field(default_factory=list)
     pending_undos: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    def mean_time_to_detect(self) -> tuple[float, int] | None:
+        """Mean of the drills' times to detect (first expected alert), and over how many."""
+        times = [
+            m.seconds
+            for d in self.drills
+            if (m := d.measure("time to detect")) is not None and m.seconds is not None
+        ]
+        return (sum(times) / len(times), len(times)) if times else None
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -84,7 +84,9 @@ def headline(run: RunView) -> str:
     parts = [f"{n} {label(v)}" for v, n in sorted(counts.items(), key=lambda i: verdict_rank(i[0]))]
     what = f"{total} item(s): " + ", ".join(parts) if total else "nothing ran"
     code = f"exit {run.exit_code}" if run.exit_code is not None else "no exit code"
-    return f"omnidrill {label(run.verdict)} ({code}) on {run.target}: {what}"
+    mttd = run.mean_time_to_detect()
+    detected = f"; mean time to detect {fmt_s(mttd[0])} over {mttd[1]} drill(s)" if mttd else ""
+    return f"omnidrill {label(run.verdict)} ({code}) on {run.target}: {what}{detected}"
 
 
 def fmt_s(seconds: float | None) -> str:
