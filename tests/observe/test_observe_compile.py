@@ -198,10 +198,10 @@ def test_tripped_by_must_name_a_drill_or_a_scenario(project: Path, run_cli) -> N
     for folder in ("chaos", "scenarios"):
         shutil.copytree(ROOT / folder, project / folder)
     rpc = project / "monitors" / "rpc.yaml"
+    text = rpc.read_text()
+    assert "tripped_by: [rpc-primary-outage," in text
     rpc.write_text(
-        rpc.read_text().replace(
-            "[rpc-primary-outage, rpc-primary-slow]", "[rpc-primary-down, rpc-primary-slow]"
-        )
+        text.replace("tripped_by: [rpc-primary-outage,", "tripped_by: [rpc-primary-down,")
     )
     code, _, err = run_cli("monitors", "validate", "--root", str(project), "--env", "local")
     assert code == 2

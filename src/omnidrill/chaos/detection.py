@@ -2,9 +2,11 @@
 that must reach Sentry.
 
 The monitors a drill expects are those whose `tripped_by` names it. They must not alert
-when it starts (part of its steady state), must alert within `limits.detect_timeout_s` of
-the fault's first action (the fault is held at the end of the method until they do), and
-must be OK again within `limits.resolve_timeout_s` after the rollbacks. Every answer that is
+when it starts (part of its steady state), must alert within `limits.detect_timeout_s` of a
+fault action (the fault is held at the end of the method until they do), and must be OK again
+within `limits.resolve_timeout_s` after the rollbacks. Time to detect runs from the fault
+action before the alert (a drill may bring several faults in turn: primary errors, then both
+providers failing), time to resolve from the end of the rollbacks. Every answer that is
 the target's own failure must be a Sentry event tagged with its trace id. Without an
 `observe:` section in the profile both are skipped, with that reason, and nothing else
 changes.
@@ -20,7 +22,7 @@ from typing import Any
 
 from omnidrill import secrets
 from omnidrill.chaos.client import Answer
-from omnidrill.chaos.models import REFUSAL_MESSAGES, STATE_CHANGING, step_kind
+from omnidrill.chaos.models import REFUSAL_MESSAGES, step_kind
 from omnidrill.chaos.runtime import StepResult
 from omnidrill.errors import OmnidrillError
 from omnidrill.observe.detection import ALERTING, MonitorStates, Reading, expected_monitors
@@ -33,6 +35,8 @@ BY_DESIGN = frozenset({"KILL_SWITCH", "SAFE_MODE", "OPERATOR_TAKEOVER", "RATE_LI
 OWN_FAILURES = frozenset({"RPC_UNAVAILABLE", "RATE_LIMIT_UNAVAILABLE", "APPROVAL_UNAVAILABLE"})
 TRICKLE_S = 1.0  # each function once a second on every instance while waiting: users go on
 NO_OBSERVE = "the profile has no `observe:` section (where the target's telemetry goes)"
+# Actions that bring a fault (a restore ends one; an approval is the method's own business).
+FAULT_ACTIONS = frozenset({"controls.set", "fault.cut", "fault.toxic"})
 
 
 def own_failure(a: Answer, expect: Expect) -> bool:
@@ -172,8 +176,8 @@ def plan_lines(resolved: Resolved, file: str) -> list[str]:
         )
     if obs is not None:
         lines.append(
-            f"    alert within {lim.detect_timeout_s:g} s of the fault's first action (held until "
-            f"then), OK within {lim.resolve_timeout_s:g} s after the rollbacks"
+            f"    alert within {lim.detect_timeout_s:g} s of a fault action (the last one held "
+            f"until then), OK within {lim.resolve_timeout_s:g} s after the rollbacks"
         )
     return lines
 
@@ -206,7 +210,7 @@ class Detection:
         self.expected = list(setup.expected_by_drill.get(self.drill, []))
         self.states = setup.states
         self.tracks: dict[str, Track] = {}
-        self.fault_ts: float | None = None
+        self.faults: list[float] = []  # when each fault action of the method started
         self.rollbacks_ts: float | None = None
         self.answers: list[Answer] = []
         self.read_errors: list[str] = []
@@ -258,17 +262,28 @@ class Detection:
                     res.evidence += self.states.evidence(m)
                 return False
             rt.sleep(self.states.poll_s)
-        for mid, state in reading.states.items():
-            self.tracks[mid] = Track(
-                mid, self.states.names.get(mid, mid), mid in self.expected, state, state
-            )
-        self.source_errors = dict(reading.errors)
         res.verdict = "passed"
         res.detail["states"] = {m: reading.states.get(m, NO_DATA) for m in self.expected}
         res.measurements["waited_s"] = round(time.monotonic() - start, 3)
+        self.follow(reading)
+        return True
+
+    def follow(self, first: Reading | None = None) -> None:
+        """Follow every monitor's state from now on (noise is watched in every drill)."""
+        if not self.active or self._thread is not None:
+            return
+        reading = first or self._read()
+        for mid, state in (reading.states if reading else {}).items():
+            self.tracks[mid] = Track(
+                mid,
+                self.states.names.get(mid, mid),
+                mid in self.expected,
+                state,
+                state,  # type: ignore[union-attr]
+            )
+        self.source_errors = dict(reading.errors) if reading else {}
         self._thread = threading.Thread(target=self._follow, name="detection", daemon=True)
         self._thread.start()
-        return True
 
     def _read(self) -> Reading | None:
         assert self.states is not None
@@ -301,7 +316,7 @@ class Detection:
                 if state != t.state:
                     t.changes.append((reading.at, state))
                     t.state = state
-                if self.fault_ts is None:
+                if not self.faults:
                     continue
                 if state == ALERT:
                     t.alerted_ts = t.alerted_ts or reading.at
@@ -313,16 +328,26 @@ class Detection:
 
     # -- the method -------------------------------------------------------------------------
 
+    @property
+    def fault_ts(self) -> float | None:
+        """When the drill's first fault action started."""
+        return self.faults[0] if self.faults else None
+
     def note_step(self, step: Any) -> None:
-        """The fault's first action starts the clock of time to detect."""
-        if self.fault_ts is None and step_kind(step) in STATE_CHANGING:
-            self.fault_ts = time.time()
+        """A fault action starts a clock of time to detect."""
+        if step_kind(step) in FAULT_ACTIONS:
+            self.faults.append(time.time())
+
+    def fault_before(self, ts: float) -> float | None:
+        """The fault action an alert at `ts` answers: the last one that started before it."""
+        return max((f for f in self.faults if f <= ts), default=None)
 
     def await_alerts(self, rt: Any) -> None:
-        """Hold the fault until every expected monitor alerted, or detect_timeout_s passed."""
-        if not self.active or not self.expected or self.fault_ts is None:
+        """Hold the fault until every expected monitor alerted, or detect_timeout_s passed
+        since the last fault action."""
+        if not self.active or not self.expected or not self.faults:
             return
-        deadline = self.fault_ts + self.profile.limits.detect_timeout_s
+        deadline = self.faults[-1] + self.profile.limits.detect_timeout_s
         # detection may need longer than the drill's own max_duration: that is what is measured
         rt.deadline = max(rt.deadline, time.monotonic() + (deadline - time.time()) + 5)
         while time.time() < deadline and self._waiting_for_alerts():
@@ -373,7 +398,7 @@ class Detection:
         if not self.active or self._thread is None:
             return
         lim = self.profile.limits
-        detect_end = (self.fault_ts or self.rollbacks_ts) + lim.detect_timeout_s
+        detect_end = (self.faults[-1] if self.faults else self.rollbacks_ts) + lim.detect_timeout_s
         resolve_end = self.rollbacks_ts + lim.resolve_timeout_s
         wait_s = max(resolve_end, detect_end) - time.time()
         rt.deadline = max(rt.deadline, time.monotonic() + wait_s + 5)
@@ -439,9 +464,9 @@ class Detection:
 
     def _judge(self, t: Track, res: StepResult) -> None:
         lim = self.profile.limits
-        fault, rb = self.fault_ts, self.rollbacks_ts
+        rb = self.rollbacks_ts
         res.measurements["resolution_s"] = self.states.poll_s  # type: ignore[union-attr]
-        if fault is None:
+        if not self.faults:
             res.verdict = "skipped"
             res.evidence.append("the drill changed nothing before it ended: no fault to detect")
             return
@@ -451,18 +476,20 @@ class Detection:
                 t,
                 "undetected",
                 f"undetected: monitor {t.id} ({t.name}) did not alert within "
-                f"{lim.detect_timeout_s:g} s of the fault's first action (state {t.state})",
+                f"{lim.detect_timeout_s:g} s of the drill's fault actions (state {t.state})",
             )
+        fault = self.fault_before(t.alerted_ts) or self.faults[0]
         ttd = t.alerted_ts - fault
         res.measurements["time_to_detect_s"] = round(ttd, 3)
         res.measurements["alerted_ts"] = round(t.alerted_ts, 3)
+        res.measurements["fault_ts"] = round(fault, 3)
         if ttd > lim.detect_timeout_s:
             return self._fail(
                 res,
                 t,
                 "late",
-                f"monitor {t.id} alerted {ttd:.2f} s after the fault's first action, later than "
-                f"detect_timeout_s {lim.detect_timeout_s:g} s",
+                f"monitor {t.id} alerted {ttd:.2f} s after the fault action before it, later "
+                f"than detect_timeout_s {lim.detect_timeout_s:g} s",
             )
         if t.resolved_ts is None:
             return self._fail(
@@ -522,6 +549,7 @@ class Detection:
             "detect_timeout_s": self.profile.limits.detect_timeout_s,
             "resolve_timeout_s": self.profile.limits.resolve_timeout_s,
             "fault_started_ts": _r(self.fault_ts),
+            "fault_actions_ts": [_r(f) for f in self.faults],
             "rollbacks_done_ts": _r(self.rollbacks_ts),
             "monitors": tracks,
             "noise": self.noise() if states else [],

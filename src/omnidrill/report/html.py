@@ -21,7 +21,7 @@ from omnidrill.report.words import CLAUSE_TITLES, CONTRACT_DOC, VERDICT_ICON, fm
 # What a drill-level time is measured from and to, where no single step measured it.
 MEASURED_BY = {
     "time to recover": "the steady state after the rollbacks",
-    "time to detect": "the fault's first action to the first expected monitor alerting",
+    "time to detect": "the fault action before it to the first expected monitor alerting",
     "time to resolve": "the end of the rollbacks to the last expected monitor OK again",
 }
 ACTION_PHASES = {
