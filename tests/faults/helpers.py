@@ -143,9 +143,11 @@ class RpcHandler(http.server.BaseHTTPRequestHandler):
     """A JSON-RPC upstream over keep-alive HTTP/1.1: answers every call with its method's name.
 
     `GET /chunked` answers with a chunked body; every POST body is recorded in `server.bodies`.
+    Each answer leaves in two writes (head, then body), as http.server writes them.
     """
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # so that only the proxy could hold the second write
 
     def log_message(self, *args: object) -> None:
         pass

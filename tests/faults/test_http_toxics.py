@@ -335,3 +335,19 @@ def test_client_socket_closed_midway_is_harmless(
         assert recv_until_eof(s) == b""
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
         assert c.post("/", json=rpc("m")).status_code == 503
+
+
+@pytest.mark.parametrize("toxic", [False, True], ids=["no toxics", "HTTP toxic"])
+def test_answers_written_in_parts_are_not_held_for_delayed_acks(
+    api: httpx.Client, via: httpx.Client, toxic: bool
+) -> None:
+    # The upstream writes each answer's head and body apart; with Nagle on the proxy's sockets
+    # the second part would wait for the client's delayed ACK (about 40 ms on Linux).
+    if toxic:
+        added(api, "http_error", attributes={"status": 503, "methods": ["none"]})
+    took = []
+    for i in range(21):
+        t0 = time.perf_counter()
+        assert via.post("/", json=rpc("m", i)).status_code == 200
+        took.append(time.perf_counter() - t0)
+    assert sorted(took)[10] < 0.02, f"median {sorted(took)[10] * 1000:.1f} ms"

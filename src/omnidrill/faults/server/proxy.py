@@ -82,6 +82,16 @@ async def resolve_listen(addr: str) -> tuple[int, tuple[Any, ...], str]:
     return family, sockaddr, join_hostport(sockaddr[0], sockaddr[1])
 
 
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """No Nagle, as Go's (and so Toxiproxy's) TCP connections: a relayed write never waits for
+    the peer's delayed ACK. asyncio sets it only on sockets made with proto IPPROTO_TCP, and a
+    listener made with proto 0 (ours) hands out accepted sockets without it."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _set_linger_zero(transport: asyncio.BaseTransport | None) -> None:
     sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is not None:
@@ -108,6 +118,7 @@ class Side(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        _set_nodelay(transport)
         transport.pause_reading()  # until both links exist
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conn.side_made(self)
