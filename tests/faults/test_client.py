@@ -131,3 +131,21 @@ def test_ensure_proxies_verify_only(client: FaultClient, echo: TCPServer) -> Non
     assert [p["name"] for p in shown] == ["a", "b"]
     with pytest.raises(ValueError, match=r"faults.proxies\[0\].upstream"):
         client.ensure_proxies([{"name": "x", "listen": "127.0.0.1:0"}], populate=False)
+
+
+def test_http_toxics_through_the_client(client: FaultClient, echo: TCPServer) -> None:
+    client.create_proxy("h", echo.addr)
+    attrs = {"status": 429, "rpc_error_code": -32005, "rpc_error_data": {"backoff_seconds": 3}}
+    made = client.add_toxic("h", "http_error", name="omnidrill-h", attributes=attrs)
+    assert made["type"] == "http_error" and made["attributes"]["rpc_error_data"] == {
+        "backoff_seconds": 3
+    }
+    updated = client.update_toxic("h", "omnidrill-h", attributes={"methods": ["eth_call"]})
+    assert updated["attributes"]["methods"] == ["eth_call"]
+    assert updated["attributes"]["status"] == 429, "omitted attributes keep their values"
+    with pytest.raises(FaultRequestRejected) as caught:
+        client.add_toxic("h", "http_replace", attributes={"status": 700})
+    assert caught.value.status == 400 and "status must be between 200 and 599" in str(caught.value)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    client.remove_toxic("h", "omnidrill-h")
+    assert client.toxics("h") == []

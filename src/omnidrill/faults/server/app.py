@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m omnidrill.faults.server",
-        description="Toxiproxy-API-compatible TCP fault proxy",
+        description="Toxiproxy-API-compatible fault proxy (TCP toxics; HTTP toxics as an "
+        "extension: http_error, http_replace)",
     )
     parser.add_argument("--host", "-host", default="127.0.0.1", help="API host (127.0.0.1)")
     parser.add_argument("--port", "-port", type=int, default=8474, help="API port (8474)")
