@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from omnidrill.observe.intake.server import ThreadedIntake
+
 from .fake_datadog import FakeDatadog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +22,16 @@ def fake_dd() -> Iterator[FakeDatadog]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def intake() -> Iterator[ThreadedIntake]:
+    """An omnidrill intake on an OS-chosen port, in a thread of this process."""
+    srv = ThreadedIntake().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture

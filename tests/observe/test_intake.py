@@ -11,22 +11,12 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from omnidrill.observe.intake.client import IntakeClient
 from omnidrill.observe.intake.server import ThreadedIntake
-
-
-@pytest.fixture
-def intake() -> Iterator[ThreadedIntake]:
-    srv = ThreadedIntake().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def _dd_config(url: str, compress: bool = True):

@@ -200,26 +200,35 @@ class IntakeStates:
         return float(max(m.window_s, m.no_data_s if m.notify_no_data else 0))
 
     def _replay(self, longest: float) -> None:
-        """Build each monitor's state from the history the intake kept, as Datadog's would be."""
+        """Build each monitor's state from the history the intake kept, as Datadog's would be:
+        evaluated when its series' last point before twice its window arrived (a window without
+        data keeps that state), then at the times points arrived since (120 at most)."""
         self._ingest()
         now = time.time()
-        start = now - min(longest, 3600)
-        step = max(1.0, (now - start) / 120)
-        t = start
-        while t < now:
-            self._evaluate(t)
-            t += step
-        self._evaluate(now)
+        for mid, model in self.models.items():
+            try:
+                terms = _terms(model)
+            except NotTestable:
+                continue
+            stamps = sorted(
+                {t for s in self.book.series() if any(x.matches(s) for x in terms) for t in s.times}  # type: ignore[attr-defined]
+            )
+            since = now - 2 * self._span(model) - 1
+            before = [t for t in stamps if t <= since][-1:]
+            recent = [t for t in stamps if since < t <= now]
+            stride = max(1, -(-len(recent) // 120))
+            for t in [*before, *recent[::stride], now]:
+                self._evaluate(t, only=mid)
 
     def _ingest(self) -> None:
         for r in self.client.new_points():
             self.book.add(r.metric, r.type, r.tags, r.ts, r.value)
 
-    def _evaluate(self, t: float) -> dict[str, str]:
+    def _evaluate(self, t: float, only: str | None = None) -> dict[str, str]:
         series = self.book.series()
         out: dict[str, str] = {}
         for mid, model in self.models.items():
-            if mid in self.errors:
+            if mid in self.errors or (only is not None and mid != only):
                 continue
             try:
                 ev = model.evaluator(series)

@@ -33,10 +33,18 @@ class TimedSeries(Series):
             self.times.insert(i, ts)
             self.samples.insert(i, value)
 
+    def _span(self, start_excl: float, end_incl: float) -> tuple[int, int]:
+        return bisect.bisect_right(self.times, start_excl), bisect.bisect_right(
+            self.times, end_incl
+        )
+
     def points(self, start_excl: float, end_incl: float) -> list[tuple[int, float]]:
-        i = bisect.bisect_right(self.times, start_excl)
-        j = bisect.bisect_right(self.times, end_incl)
-        return [(int(self.times[k]), self.samples[k]) for k in range(i, j)]
+        i, j = self._span(start_excl, end_incl)
+        return list(zip(self.times[i:j], self.samples[i:j], strict=True))  # type: ignore[arg-type]
+
+    def values_between(self, start_excl: float, end_incl: float) -> list[float]:
+        i, j = self._span(start_excl, end_incl)
+        return self.samples[i:j]
 
     def last_point_at_or_before(self, t: float) -> int | None:
         j = bisect.bisect_right(self.times, t)
