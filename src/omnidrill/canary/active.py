@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,14 +155,19 @@ def run_active(
     return measured, warnings
 
 
-def read_raw(
-    files: list[Path], expect: dict[str, frozenset[int]], stats: LoadStats, warmup_s: float
-) -> Measured:
-    """Every request of the raw CSV (start, label, status, latency ms, phase), per task and
-    side; requests that started within the warm-up after the load began are dropped."""
-    m = Measured(stats=stats, started_at=stats.started_at, ended_at=stats.ended_at)
-    start = stats.started_at if stats.started_at is not None else time.time()
-    cutoff = start + warmup_s
+@dataclass(frozen=True)
+class RawRequest:
+    """One request of the load's raw file, attributed to its task and side."""
+
+    label: str
+    side: str
+    started: float
+    latency_ms: float
+    failed: bool
+
+
+def iter_raw(files: list[Path], expect: dict[str, frozenset[int]]) -> Iterator[RawRequest]:
+    """The canary's requests in the raw CSV (start, label@side, status, latency ms, phase)."""
     sides = {suffix(s): s for s in SIDES}
     for path in files:
         with path.open(encoding="utf-8") as fh:
@@ -169,15 +175,26 @@ def read_raw(
                 parts = line.rstrip("\n").split(",")
                 if len(parts) < 5:
                     continue  # a line cut short by a killed process
-                name = ",".join(parts[1:-3])
-                label, at, side_suffix = name.rpartition("@")
+                label, at, side_suffix = ",".join(parts[1:-3]).rpartition("@")
                 side = sides.get("@" + side_suffix)
                 if not at or side is None or label not in expect:
                     continue
-                if float(parts[0]) < cutoff:
-                    m.warmup_dropped += 1
-                    continue
                 status = int(parts[-3])
                 failed = status == 0 or status not in expect[label]
-                m.add(label, side, float(parts[-2]), failed)
+                yield RawRequest(label, side, float(parts[0]), float(parts[-2]), failed)
+
+
+def read_raw(
+    files: list[Path], expect: dict[str, frozenset[int]], stats: LoadStats, warmup_s: float
+) -> Measured:
+    """Every request per task and side; those that started within the warm-up after the load
+    began are dropped."""
+    m = Measured(stats=stats, started_at=stats.started_at, ended_at=stats.ended_at)
+    start = stats.started_at if stats.started_at is not None else time.time()
+    cutoff = start + warmup_s
+    for r in iter_raw(files, expect):
+        if r.started < cutoff:
+            m.warmup_dropped += 1
+        else:
+            m.add(r.label, r.side, r.latency_ms, r.failed)
     return m
