@@ -198,9 +198,9 @@ def report_drill_result(
 def monitors_tripped_by(root: Path, env: str, drill: str) -> list[str]:
     """YAML ids of the monitors whose `tripped_by` names `drill`."""
     from omnidrill.observe.compile import compile_monitors
+    from omnidrill.observe.detection import expected_monitors
 
-    compiled = compile_monitors(root, env)
-    return [d.id for d in compiled.monitors if drill in d.spec.tripped_by]
+    return expected_monitors(compile_monitors(root, env), drill)
 
 
 def mute_monitors(
