@@ -313,3 +313,20 @@ def test_live_datadog_states_by_managed_id(
     finally:
         stop.set()
         fake.stop()
+
+
+def test_an_intake_that_does_not_answer_is_no_verdict(observed: Stack, tmp_path: Path) -> None:
+    from omnidrill.netutil import free_port
+
+    profile = {**observed.profile, "observe": {"intake": f"http://127.0.0.1:{free_port()}"}}
+    path = tmp_path / "nowhere.yaml"
+    path.write_text(yaml.safe_dump(profile), encoding="utf-8")
+    result = run_drills(Stack(path, profile, observed.tmp), "kill-switch", report=tmp_path / "r")
+    drill = result.drill("kill-switch")
+    assert result.code == 5, result.output
+    assert drill["verdict"] == "inconclusive"
+    assert (
+        "the intake at http://127.0.0.1:" in drill["reason"]
+        and "does not answer" in drill["reason"]
+    )
+    assert [s for s in drill["steps"] if s["kind"] != "http"] == [], "nothing was touched"

@@ -23,7 +23,7 @@ from typing import Any
 from omnidrill import secrets
 from omnidrill.chaos.client import Answer
 from omnidrill.chaos.models import REFUSAL_MESSAGES, step_kind
-from omnidrill.chaos.runtime import StepResult
+from omnidrill.chaos.runtime import DrillInconclusive, StepResult
 from omnidrill.errors import OmnidrillError
 from omnidrill.observe.detection import ALERTING, MonitorStates, Reading, expected_monitors
 from omnidrill.observe.evaluate import ALERT, NO_DATA, OK
@@ -245,15 +245,18 @@ class Detection:
         start = time.monotonic()
         while True:
             reading = self._read()
-            if reading is not None:
-                busy = [m for m in self.expected if reading.states.get(m) in ALERTING]
-                if not busy:
-                    break
-            if time.monotonic() - start > limit:
+            waited = time.monotonic() - start
+            if reading is None:
+                if waited > min(limit, 10.0):  # the source failed, not the target: no verdict
+                    raise DrillInconclusive(f"monitor states unreadable: {self.read_errors[-1]}")
+                rt.sleep(self.states.poll_s)
+                continue
+            busy = [m for m in self.expected if reading.states.get(m) in ALERTING]
+            if not busy:
+                break
+            if waited > limit:
                 res.verdict = "failed"
-                if reading is None:
-                    res.evidence += self.read_errors[-1:]
-                for m in busy if reading is not None else []:
+                for m in busy:
                     res.evidence.append(
                         f"monitor {m} is {reading.states[m]} before the drill (waited "
                         f"{limit:g} s for it to resolve): an alert already firing cannot show "
@@ -469,6 +472,11 @@ class Detection:
         if not self.faults:
             res.verdict = "skipped"
             res.evidence.append("the drill changed nothing before it ended: no fault to detect")
+            return
+        if t.alerted_ts is None and self.read_errors:
+            res.verdict = "inconclusive"  # the states could not be read: not the target's fault
+            res.evidence.append(f"{t.id} never seen alerting, and reads failed: ")
+            res.evidence += self.read_errors[-3:]
             return
         if t.alerted_ts is None:
             return self._fail(

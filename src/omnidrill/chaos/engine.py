@@ -125,8 +125,14 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
 
     ctx.printer.drill_start(file, drill)
     why = skip_reason(ctx.resolved, drill)
+    verdict = "skipped"
+    if not why:
+        try:
+            _observe(ctx, file)
+        except Inconclusive as exc:  # the intake or Datadog cannot be read: no verdict at all
+            verdict, why = "inconclusive", secrets.scrub(str(exc))
     if why:
-        out.verdict, out.reason = "skipped", why
+        out.verdict, out.reason = verdict, why
         out.ended = time.time()
         save()
         ctx.printer.drill_end(out)
@@ -340,13 +346,20 @@ def _finish(
     )
 
 
-def _detection(ctx: RunContext, rt: Runtime, file: str, out: DrillOutcome) -> Any:
-    """O1/O2 of this drill: its expected monitors, and every answer watched for O2."""
-    from omnidrill.chaos.detection import Detection, check_setup_for, open_setup, project_root
+def _observe(ctx: RunContext, file: str) -> None:
+    """Where the run reads monitors and Sentry events, opened at its first drill; live
+    Datadog must have every monitor the drill expects deployed (else exit 2)."""
+    from omnidrill.chaos.detection import check_setup_for, open_setup, project_root
 
     if ctx.observe is None:
         ctx.observe = open_setup(ctx.resolved, project_root(file))
-    check_setup_for(ctx.observe, file)  # live Datadog: an expected monitor must be deployed
+    check_setup_for(ctx.observe, file)
+
+
+def _detection(ctx: RunContext, rt: Runtime, file: str, out: DrillOutcome) -> Any:
+    """O1/O2 of this drill: its expected monitors, and every answer watched for O2."""
+    from omnidrill.chaos.detection import Detection
+
     det = Detection(ctx.observe, ctx.resolved, file)
     out.contract += [c for c in det.clauses() if c not in out.contract]
     rt.client.watchers.append(det.watch)
