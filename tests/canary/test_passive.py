@@ -1,10 +1,13 @@
-"""Passive canaries: both versions' metrics from Datadog (the fake API, fed through the real
-SDK with series of known distributions), split by the version tag."""
+"""Passive canaries: both versions' metrics, split by the version tag, from Datadog (the fake
+API) or from the local intake (`omnidrill intake`, real), both fed through the real SDK with
+series of known distributions."""
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,9 +27,12 @@ from omnidrill.canary.models import CanaryScenario
 from omnidrill.canary.passive import queries_for, window_bounds
 from omnidrill.canary.runner import run_canary
 from omnidrill.errors import UsageError
-from omnidrill.profile import development_profile
+from omnidrill.observe.intake.server import ThreadedIntake
+from omnidrill.profile import Observe, TargetProfile, development_profile
 
-END = 1_789_999_980  # the end of the window, a whole minute; the series sit in the 30 min before
+# The window ends at the last whole minute: an intake (like Datadog) drops points more than an
+# hour old, and the series sit in the 30 minutes before it.
+END = int(time.time()) // 60 * 60
 MINUTES = 30
 
 
@@ -39,8 +45,33 @@ def dd(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDatadog]:
     fake.stop()
 
 
+@dataclass
+class Source:
+    """Where the telemetry goes, and the profile that says so."""
+
+    url: str
+    api_key: str
+    profile: TargetProfile
+
+
+@pytest.fixture(params=["datadog", "intake"])
+def source(request: pytest.FixtureRequest) -> Iterator[Source]:
+    if request.param == "datadog":
+        fake = request.getfixturevalue("dd")
+        yield Source(fake.url, fake.api_key, development_profile())
+        return
+    intake = ThreadedIntake().start()
+    profile = development_profile().model_copy(
+        update={"observe": Observe.model_validate({"intake": intake.url})}
+    )
+    try:
+        yield Source(intake.url, "any-key", profile)
+    finally:
+        intake.stop()
+
+
 def feed(
-    dd: FakeDatadog,
+    dd: FakeDatadog | Source,
     version: str,
     *,
     slower: float = 1.0,
@@ -108,31 +139,36 @@ def scenario(canary: str = "v2", **kw: object) -> CanaryScenario:
     )
 
 
-def run(sc: CanaryScenario, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return run_canary(sc, development_profile(), out_dir=tmp_path, load_profile=lambda n: None)  # type: ignore[arg-type,return-value]
+def run(sc: CanaryScenario, tmp_path: Path, profile: TargetProfile | None = None):  # type: ignore[no-untyped-def]
+    chosen = profile or development_profile()
+    return run_canary(sc, chosen, out_dir=tmp_path, load_profile=lambda n: chosen)
 
 
-def test_an_identical_version_passes(dd: FakeDatadog, tmp_path: Path) -> None:
-    feed(dd, "v1", seed=1)
-    feed(dd, "v2", seed=2)
-    result = run(scenario(), tmp_path)
+def test_an_identical_version_passes(source: Source, tmp_path: Path) -> None:
+    feed(source, "v1", seed=1)
+    feed(source, "v2", seed=2)
+    result = run(scenario(), tmp_path, source.profile)
     assert result.verdict == "pass", result.lines()
     p95 = result.judgement.metrics[0]  # type: ignore[union-attr]
     # one p95 per minute and version: 30 samples a side
     assert (p95.n_baseline, p95.n_canary, p95.series) == (30, 30, True)
     err = result.judgement.metrics[2]  # type: ignore[union-attr]
     assert (err.n_baseline, err.n_canary) == (9000, 9000)
-    assert result.window is not None and len(result.window["queries"]) == 8
+    assert result.window is not None
+    if source.profile.observe is not None:
+        assert result.window["source"] == source.url
+        return
+    assert len(result.window["queries"]) == 8
     assert (
         "p95:omnihub.agent.duration{function:wallet_balance,version:v2}.rollup(60)"
         in (result.window["queries"])
     )
 
 
-def test_thirty_percent_slower_fails_on_its_latency(dd: FakeDatadog, tmp_path: Path) -> None:
-    feed(dd, "v1", seed=1)
-    feed(dd, "v2", seed=2, slower=1.3)
-    result = run(scenario(), tmp_path)
+def test_thirty_percent_slower_fails_on_its_latency(source: Source, tmp_path: Path) -> None:
+    feed(source, "v1", seed=1)
+    feed(source, "v2", seed=2, slower=1.3)
+    result = run(scenario(), tmp_path, source.profile)
     assert result.verdict == "fail" and result.exit_code == 1
     worse = {m.label for m in result.judgement.metrics if m.status == "worse"}  # type: ignore[union-attr]
     assert worse == {"wallet_balance p95", "wallet_balance p50"}
@@ -140,19 +176,19 @@ def test_thirty_percent_slower_fails_on_its_latency(dd: FakeDatadog, tmp_path: P
     assert p95.relative_change == pytest.approx(0.3, abs=0.05) and p95.effect_a > 0.9
 
 
-def test_a_two_percent_error_rate_fails(dd: FakeDatadog, tmp_path: Path) -> None:
-    feed(dd, "v1", seed=1)
-    feed(dd, "v2", seed=2, error_rate=0.02)
-    result = run(scenario(), tmp_path)
+def test_a_two_percent_error_rate_fails(source: Source, tmp_path: Path) -> None:
+    feed(source, "v1", seed=1)
+    feed(source, "v2", seed=2, error_rate=0.02)
+    result = run(scenario(), tmp_path, source.profile)
     assert result.verdict == "fail"
     err = result.judgement.metrics[2]  # type: ignore[union-attr]
     assert err.status == "worse" and err.canary_value == pytest.approx(0.02, abs=0.005)
     assert any("wallet_balance error_rate (critical)" in r for r in result.judgement.reasons)  # type: ignore[union-attr]
 
 
-def test_a_version_with_no_data_is_inconclusive(dd: FakeDatadog, tmp_path: Path) -> None:
-    feed(dd, "v1", seed=1)
-    result = run(scenario(canary="v3"), tmp_path)
+def test_a_version_with_no_data_is_inconclusive(source: Source, tmp_path: Path) -> None:
+    feed(source, "v1", seed=1)
+    result = run(scenario(canary="v3"), tmp_path, source.profile)
     assert result.verdict == "inconclusive" and result.exit_code == 5
     assert all(m.status == "inconclusive" for m in result.judgement.metrics)  # type: ignore[union-attr]
     assert "no data for version:v3" in result.judgement.metrics[0].reason  # type: ignore[union-attr]
@@ -214,3 +250,15 @@ def test_the_documented_example_loads() -> None:
     context = template_variables(development_profile(), {"baseline": "1.4.2", "canary": "1.5.0"})
     sc = load_scenario(example, context)
     assert sc.source == "passive" and sc.canary.version == "1.5.0" and len(sc.metrics) == 7
+
+
+def test_a_query_is_refused_up_front_where_telemetry_goes_to_an_intake(tmp_path: Path) -> None:
+    from omnidrill.canary.runner import preflight
+
+    profile = development_profile().model_copy(
+        update={"observe": Observe.model_validate({"intake": "http://127.0.0.1:9"})}
+    )
+    lag = {"query": "avg:omnihub.queue.lag{$version}", "worse": "increase", "tolerance": 1}
+    with pytest.raises(UsageError, match="keeps points, not queries"):
+        preflight(tmp_path / "c.yaml", scenario(metrics=[lag]), profile)
+    preflight(tmp_path / "c.yaml", scenario(), profile)  # measures are computed from the points

@@ -21,14 +21,16 @@ metric is inconclusive, never passed.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from omnidrill.canary.judge import MetricData
-from omnidrill.canary.models import CanaryMetric, CanaryScenario, DatadogWindow
+from omnidrill.canary.models import PERCENTILES, CanaryMetric, CanaryScenario, DatadogWindow
 from omnidrill.canary.stats import Sample
 from omnidrill.errors import UsageError
+from omnidrill.profile import TargetProfile
 
 DURATION = "omnihub.agent.duration"
 REQUESTS = "omnihub.agent.requests"
@@ -81,20 +83,26 @@ def _values(response: Mapping[str, Any]) -> list[float]:
     ]
 
 
-def run_passive(
-    scenario: CanaryScenario, environ: Mapping[str, str] | None = None
-) -> tuple[dict[str, MetricData], dict[str, Any]]:
-    """Both versions' samples per metric from Datadog, and the window with every query sent."""
+def _error_sample(errors: float, total: float) -> Sample:
+    total_n = round(total)
+    errors_n = min(round(errors), total_n)
+    return Sample.from_counts({0.0: total_n - errors_n, 1.0: errors_n})
+
+
+# One side of one metric: (metric, version) -> its samples.
+SideReader = Callable[[CanaryMetric, str], Sample]
+
+
+@contextmanager
+def datadog_reader(
+    window: DatadogWindow, start: int, end: int, sent: list[str], environ: Mapping[str, str] | None
+) -> Iterator[SideReader]:
+    """Samples from Datadog's query API, one query per metric and version (recorded in `sent`)."""
     from datadog_api_client.v1.api.metrics_api import MetricsApi
 
     from omnidrill.observe.ddclient import DatadogSettings, api_client, call, plain
 
-    window = scenario.datadog
-    assert window is not None and scenario.baseline.version and scenario.canary.version
-    start, end = window_bounds(window)
     settings = DatadogSettings.from_env(environ)
-    sent: list[str] = []
-    data: dict[str, MetricData] = {}
     with api_client(settings) as client:
         api = MetricsApi(client)
 
@@ -103,23 +111,88 @@ def run_passive(
             resp = call(settings, f"querying {query}", api.query_metrics, start, end, query)
             return _values(plain(resp))
 
+        def read(metric: CanaryMetric, version: str) -> Sample:
+            q = queries_for(metric, window, version)
+            if metric.measure == "error_rate":
+                return _error_sample(sum(values(q["errors"])), sum(values(q["total"])))
+            return Sample.of(values(q["values"]))
+
+        yield read
+
+
+@contextmanager
+def intake_reader(
+    url: str, window: DatadogWindow, start: int, end: int, sent: list[str]
+) -> Iterator[SideReader]:
+    """Samples from what the target sent to a local intake (`omnidrill intake`): the same
+    measures as the queries above, computed from the points themselves (one percentile or mean
+    of every value per interval; error counts summed). A `query:` metric needs live Datadog."""
+    from omnidrill.observe.evaluate import percentile
+    from omnidrill.observe.intake.client import IntakeClient
+
+    client = IntakeClient(url)
+    try:
+        rows = [r for r in client.new_points() if start <= r.ts <= end]
+    finally:
+        client.close()
+    sent.append(f"{url}: {len(rows)} points between {start} and {end}")
+    interval = int(window.interval)
+
+    def read(metric: CanaryMetric, version: str) -> Sample:
+        if metric.query is not None:
+            raise UsageError(
+                f"metric {metric.label!r}: a query needs live Datadog; the profile's "
+                "observe.intake keeps points, not queries (use a measure, or Datadog)"
+            )
+        wanted = {f"{window.version_tag}:{version}"}
+        if metric.function != "all":
+            wanted.add(f"function:{metric.function}")
+        name = REQUESTS if metric.measure == "error_rate" else DURATION
+        mine = [r for r in rows if r.metric == name and wanted <= set(r.tags)]
+        if metric.measure == "error_rate":
+            total = sum(float(r.value) for r in mine if isinstance(r.value, float))
+            bad = [r for r in mine if "status:error" in r.tags and isinstance(r.value, float)]
+            return _error_sample(sum(float(r.value) for r in bad), total)
+        buckets: dict[int, list[float]] = {}
+        for r in mine:
+            vals = list(r.value) if isinstance(r.value, tuple) else [r.value]
+            buckets.setdefault(int(r.ts) // interval, []).extend(vals)
+        if metric.measure == "mean":
+            return Sample.of(sum(v) / len(v) for v in buckets.values() if v)
+        pct = PERCENTILES[metric.measure or "p50"]
+        return Sample.of(percentile(v, pct) for v in buckets.values() if v)
+
+    yield read
+
+
+def run_passive(
+    scenario: CanaryScenario,
+    profile: TargetProfile | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, MetricData], dict[str, Any]]:
+    """Both versions' samples per metric, from the profile's intake (`observe.intake`) when it
+    has one, else from Datadog; and the window with what was asked."""
+    window = scenario.datadog
+    versions = (scenario.baseline.version, scenario.canary.version)
+    assert window is not None and versions[0] and versions[1]
+    start, end = window_bounds(window)
+    sent: list[str] = []
+    intake = profile.observe.intake if profile and profile.observe else None
+    reader = (
+        intake_reader(intake, window, start, end, sent)
+        if intake
+        else datadog_reader(window, start, end, sent, environ)
+    )
+    data: dict[str, MetricData] = {}
+    with reader as read:
         for m in scenario.metrics:
-            sides: list[Sample] = []
-            for version in (scenario.baseline.version, scenario.canary.version):
-                q = queries_for(m, window, version)
-                if m.measure == "error_rate":
-                    errors, total = round(sum(values(q["errors"]))), round(sum(values(q["total"])))
-                    errors = min(errors, total)
-                    sides.append(Sample.from_counts({0.0: total - errors, 1.0: errors}))
-                else:
-                    sides.append(Sample.of(values(q["values"])))
-            versions = (scenario.baseline.version, scenario.canary.version)
+            sides = [read(m, v) for v in versions]
             note = "; ".join(
                 f"no data for {window.version_tag}:{v}"
                 for v, side in zip(versions, sides, strict=True)
                 if side.n == 0
             )
-            series = m.measure != "error_rate"
-            data[m.label] = MetricData(sides[0], sides[1], series=series, note=note)
-    bounds = {"from": start, "to": end, "interval_s": window.interval, "queries": sent}
-    return data, bounds
+            data[m.label] = MetricData(*sides, series=m.measure != "error_rate", note=note)
+    where = intake or "datadog"
+    bounds = {"source": where, "from": start, "to": end, "interval_s": window.interval}
+    return data, {**bounds, "queries": sent}

@@ -135,7 +135,7 @@ def _measure(
         s: f"{s}: {scenario.datadog.version_tag if scenario.datadog else 'version'}:{v}"
         for s, v in (("baseline", scenario.baseline.version), ("canary", scenario.canary.version))
     }
-    data, window = run_passive(scenario)
+    data, window = run_passive(scenario, profile)
     result.window = window
     canary_side = side_target("canary", scenario.canary, profile, load) if scenario.drills else None
     return data, canary_side
@@ -217,14 +217,25 @@ def post_to_datadog(
 # --- inside `omnidrill run` -------------------------------------------------------------
 
 
-def preflight(scenario_file: Path, scenario: CanaryScenario) -> None:
-    """What refuses a run before anything is sent (exit 2): a missing drill file, a passive
-    canary without Datadog keys."""
+def preflight(scenario_file: Path, scenario: CanaryScenario, profile: TargetProfile) -> None:
+    """What refuses a run before anything is sent (exit 2): a missing drill file; a passive
+    canary without Datadog keys, or with a query where the profile's telemetry goes to an
+    intake (which keeps points, not queries)."""
     drill_paths(scenario_file, scenario)
-    if scenario.source == "passive":
-        from omnidrill.observe.ddclient import DatadogSettings
+    if scenario.source != "passive":
+        return
+    if profile.observe is not None and profile.observe.intake:
+        queries = [m.label for m in scenario.metrics if m.query is not None]
+        if queries:
+            raise UsageError(
+                f"{scenario_file}: metric(s) {', '.join(queries)} are Datadog queries, but "
+                f"profile {profile.name!r} sends its telemetry to an intake "
+                f"({profile.observe.intake}), which keeps points, not queries"
+            )
+        return
+    from omnidrill.observe.ddclient import DatadogSettings
 
-        DatadogSettings.from_env()
+    DatadogSettings.from_env()
 
 
 def drill_paths(scenario_file: Path, scenario: CanaryScenario) -> list[Path]:

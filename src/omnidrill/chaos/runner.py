@@ -80,7 +80,7 @@ def load_all(files: list[Path], profile: TargetProfile, variables: dict[str, Any
         if spec.kind == "scenario" and getattr(spec.model.root, "type", "") == "canary":
             from omnidrill.canary.runner import preflight
 
-            preflight(f, spec.model.root)  # likewise its drills, its Datadog keys
+            preflight(f, spec.model.root, profile)  # likewise its drills, its metrics source
         out.append(Loaded(path=f, kind=spec.kind, model=spec.model))
     return out
 
