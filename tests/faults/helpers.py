@@ -8,6 +8,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -159,6 +160,8 @@ class RpcHandler(http.server.BaseHTTPRequestHandler):
             doc = json.loads(body)
         except ValueError:
             doc = None
+        if isinstance(doc, dict) and doc.get("method") == "slow":
+            time.sleep(0.4)  # an exchange still in flight a while
         if isinstance(doc, list):
             out: object = [_rpc_result(c) for c in doc if "id" in c]
         elif isinstance(doc, dict):

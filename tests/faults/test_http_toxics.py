@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -213,12 +214,18 @@ def test_toxicity_is_rolled_per_connection_as_toxiproxy_does(
         assert all(c.post("/", json=rpc("m")).status_code == 200 for _ in range(5))
 
 
-def test_tcp_toxics_still_apply_to_answers_made_here(api: httpx.Client, via: httpx.Client) -> None:
+@pytest.mark.parametrize("open_first", [False, True], ids=["new connection", "open connection"])
+def test_tcp_toxics_still_apply_to_answers_made_here(
+    api: httpx.Client, via: httpx.Client, open_first: bool
+) -> None:
+    if open_first:  # the HTTP toxic then joins links that already have TCP toxics
+        assert via.post("/", json=rpc("m")).status_code == 200
     added(api, "latency", attributes={"latency": 200})
+    added(api, "latency", stream="upstream", attributes={"latency": 100})
     added(api, "http_error", attributes={"status": 503})
     t0 = time.monotonic()
     assert via.post("/", json=rpc("m")).status_code == 503
-    assert time.monotonic() - t0 >= 0.195, "the answer goes down the downstream chain"
+    assert time.monotonic() - t0 >= 0.295, "up the upstream chain, down the downstream one"
 
 
 def test_not_http_passes_through_untouched(api: httpx.Client, echo: TCPServer) -> None:
@@ -351,3 +358,16 @@ def test_answers_written_in_parts_are_not_held_for_delayed_acks(
         assert via.post("/", json=rpc("m", i)).status_code == 200
         took.append(time.perf_counter() - t0)
     assert sorted(took)[10] < 0.02, f"median {sorted(took)[10] * 1000:.1f} ms"
+
+
+def test_an_exchange_in_flight_when_the_toxic_arrives_passes_untouched(
+    api: httpx.Client, via: httpx.Client, rpc_upstream: RpcServer
+) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(via.post, "/", json=rpc("slow", 1))
+        time.sleep(0.15)  # the request is upstream, its answer not yet back
+        added(api, "http_error", attributes={"status": 503})
+        answer = slow.result(5)
+    assert answer.status_code == 200 and answer.json()["result"] == "ok:slow"
+    assert via.post("/", json=rpc("next", 2)).status_code == 503, "from the next request on"
+    assert rpc_upstream.calls() == ["slow"]
