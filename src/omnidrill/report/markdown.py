@@ -80,9 +80,12 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
                 held += f" ({len(skipped)} skipped: {', '.join(skipped)})"
             failed = [t.message for t in s.thresholds if not t.passed]
             why = _short(s.reason or "; ".join(failed)) if s.verdict != "passed" else ""
-            if s.canary:  # its own verdict (marginal included) and score lead
+            if s.canary:  # its own verdict (marginal included) and score lead, then why
                 score = f", score {s.canary.score:.1f}" if s.canary.score is not None else ""
-                why = _short(f"canary {s.canary.verdict}{score}" + (f": {why}" if why else ""))
+                reasons = [r for r in s.canary.reasons if not r.startswith("score ")]
+                why = _short(
+                    f"canary {s.canary.verdict}{score}" + "".join(f"; {r}" for r in reasons)
+                )
             lines.append(
                 "| "
                 + " | ".join(
