@@ -154,3 +154,16 @@ def test_a_canary_on_a_production_profile_of_its_own_needs_its_name(tmp_path: Pa
         with pytest.raises(RunRefused, match="--confirm prod-canary"):
             run_canary(sc, profile(ports), out_dir=tmp_path, load_profile=lambda _: prod)
         assert clients_seen(ports[0]) == {} and clients_seen(other[0]) == {}
+
+
+def test_baseline_and_canary_on_two_profiles(tmp_path: Path) -> None:
+    """Baseline from --target, canary from a profile of its own (another system)."""
+    stack, ports = two_sides((3, 3))
+    with stack:
+        other = TargetProfile.model_validate({**fake_profile([ports[1]]), "name": "green"})
+        sc = scenario(baseline={}, canary={"profile": "green"})
+        result = run_canary(sc, profile([ports[0]]), out_dir=tmp_path, load_profile=lambda _: other)
+        seen = [clients_seen(p) for p in ports]
+    assert result.verdict == "pass", result.lines()
+    assert result.sides["canary"].endswith("(profile green)")
+    assert sum(seen[0].values()) > 300 and sum(seen[1].values()) > 300
