@@ -6,6 +6,7 @@ each test sees from the upstream's side whether a request was forwarded, and how
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -371,3 +372,41 @@ def test_an_exchange_in_flight_when_the_toxic_arrives_passes_untouched(
     assert answer.status_code == 200 and answer.json()["result"] == "ok:slow"
     assert via.post("/", json=rpc("next", 2)).status_code == 503, "from the next request on"
     assert rpc_upstream.calls() == ["slow"]
+
+
+def test_a_client_that_never_reads_its_answers_is_paused(
+    api: httpx.Client, toxi_server: ServerThread, rpc_upstream: RpcServer
+) -> None:
+    port = make_proxy(api, rpc_upstream.addr)
+    added(api, "http_error", attributes={"status": 503, "body": "x" * 10_000})
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    with connect(port) as s:
+        s.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            for _ in range(10_000):  # 1 GB of answers if every request were taken in
+                s.sendall(request * 10)
+
+        def buffered() -> int:
+            (conn,) = toxi_server.server.collection.proxies["p"].connections
+            return conn.client.transport.get_write_buffer_size()
+
+        assert buffered() < 4 * 1024 * 1024, "answers held for the client stay bounded"
+
+
+@pytest.mark.parametrize("upstream_toxic", [False, True], ids=["alone", "after a TCP toxic"])
+def test_requests_before_the_clients_eof_are_still_judged(
+    api: httpx.Client, rpc_upstream: RpcServer, upstream_toxic: bool
+) -> None:
+    port = make_proxy(api, rpc_upstream.addr)
+    if upstream_toxic:  # requests reach the HTTP toxic through a stage that waits for room
+        added(api, "latency", stream="upstream", attributes={"latency": 1})
+    big = {"status": 503, "body": "x" * 100_000, "methods": ["eth_sendRawTransaction"]}
+    added(api, "http_error", attributes=big)  # more answers than the proxy holds for a client
+    body = json.dumps(rpc("eth_sendRawTransaction")).encode()
+    one = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with connect(port) as s:
+        s.sendall(one * 50)
+        s.shutdown(socket.SHUT_WR)
+        recv_until_eof(s)
+    time.sleep(0.2)
+    assert rpc_upstream.calls() == [], "no matched request reached the upstream"

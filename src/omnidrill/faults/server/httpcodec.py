@@ -58,12 +58,14 @@ class HttpCodec:
         self.opaque = False
         self.requests: RequestSide | None = None
         self.answers: AnswerSide | None = None
+        self.down: Link | None = None
         self._joined = joined  # joined an open connection: find the next request first
 
     def attach(self, up: Link, down: Link) -> None:
         """Read the requests of `up` before its sink, the answers of `down` before its chain."""
         self.requests = RequestSide(self, up.sink, synced=not self._joined)
         self.answers = AnswerSide(self, down, synced=not self._joined)
+        self.down = down
         up.set_sink(self.requests)
         down.filter = self.answers
 
@@ -102,6 +104,8 @@ class RequestSide:
         self._raw = bytearray()  # the current request as it came, while it is held
         self._streaming = False  # the current request passes on as it arrives
         self._opaque = False
+        self._waiting = False  # for room among the answers (see _step)
+        self._eof = False
 
     # -- the Sink protocol
     def write_now(self, data: memoryview) -> bool:
@@ -110,19 +114,40 @@ class RequestSide:
 
     def put_nowait(self, item: Item) -> None:
         if item is None:
+            # every complete request is still judged (a matched one is never forwarded); only
+            # an unfinished one goes on as it came
+            self._eof = True
+            self._feed(b"")
             self.flush_raw()
             self.sink.put_nowait(None)
         else:
             self._feed(item.data)
 
     def full(self) -> bool:
-        return self.sink.full()
+        # answers made here go down the other link: a client that sends and never reads is
+        # paused like one whose requests the upstream does not take
+        return self.sink.full() or self._answers_full()
+
+    def _answers_full(self) -> bool:
+        down = self.codec.down
+        return down is not None and down.head.full()
 
     def wait_space(self) -> Awaitable[None]:
-        return self.sink.wait_space()
+        if self.sink.full() or not self._answers_full():
+            return self.sink.wait_space()
+        assert self.codec.down is not None
+        return self.codec.down.head.wait_space()
 
     def on_space(self, callback: Callable[[], None]) -> None:
-        self.sink.on_space(callback)
+        if self.sink.full() or not self._answers_full():
+            self.sink.on_space(callback)
+        else:
+            assert self.codec.down is not None
+            self.codec.down.head.on_space(callback)
+
+    def _resume(self) -> None:
+        self._waiting = False
+        self._feed(b"")
 
     # -- reading requests
     def _out(self, data: bytes | bytearray) -> None:
@@ -153,6 +178,14 @@ class RequestSide:
             return False
         if self._body is not None:
             return self._body_step()
+        if self._answers_full() and not self._eof:
+            # the client is not reading its answers: the next request waits (and, through
+            # full(), so does the link's reading from the client)
+            if not self._waiting:
+                self._waiting = True
+                assert self.codec.down is not None
+                self.codec.down.head.on_space(self._resume)
+            return False
         if not self.synced:
             if not httpwire.looks_like_request(self.buf):
                 self._out(self.buf)  # the rest of a request sent before the codec joined
