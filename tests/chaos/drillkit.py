@@ -18,23 +18,34 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAOS = ROOT / "chaos"
 FAULTINJECT = Path(__file__).resolve().parent / "faultinject"
 
-# A drill's steps that turn the kill switch on and hold it for 30 s, so that something can stop
-# the drill midway; the tests put their own header first. A str.format template: {{ is {.
-HOLD_KILL_SWITCH = """steady_state:
+# Pieces of the test drills: the steady state of read-only functions, and steps that turn the
+# kill switch on and see it refuse.
+STEADY_READS = """steady_state:
   - check: http
     function: read-only
-    expect: {{status: 200}}
-method:
-  - action: controls.set
-    set: {{omnihub_kill_switch: true}}
+    expect: {status: 200}
+"""
+KILL_SWITCH_ON = """  - action: controls.set
+    set: {omnihub_kill_switch: true}
   - check: http
     clause: C2
     function: read-only
     within: 2s
-    expect: {{refusal: KILL_SWITCH}}
-  - action: wait
-    for: 30s
+    expect: {refusal: KILL_SWITCH}
 """
+
+
+def wait_step(seconds: float) -> str:
+    return f"  - action: wait\n    for: {seconds:g}s\n"
+
+
+# A drill's steps that turn the kill switch on and hold it for 30 s, so that something can stop
+# the drill midway; the tests put their own header first. A str.format template: {{ is {.
+HOLD_KILL_SWITCH = (
+    (STEADY_READS + "method:\n" + KILL_SWITCH_ON + wait_step(30))
+    .replace("{", "{{")
+    .replace("}", "}}")
+)
 
 
 @dataclass

@@ -17,7 +17,9 @@ import yaml
 from chaos.drillkit import (
     CHAOS,
     HOLD_KILL_SWITCH,
+    KILL_SWITCH_ON,
     ROOT,
+    STEADY_READS,
     Stack,
     omnidrill_cmd,
     run_drills,
@@ -263,16 +265,6 @@ def test_steady_state_miss_touches_nothing(stack: Stack, tmp_path: Path) -> None
         store.patch_row(CONTROLS, row_id, {"omnihub_kill_switch": False})
         store.close()
         time.sleep(0.5)
-
-
-def test_pending_undos_refuse_the_run(stack: Stack, tmp_path: Path) -> None:
-    from omnidrill.chaos.ledger import Ledger
-
-    Ledger("local").register(
-        "older-run", 1, "fault.enable", {"proxy": "rpc_primary", "enabled": True}, "re-enable"
-    )
-    with pytest.raises(RunRefused, match="unfinished undos"):
-        run_drills(stack, "kill-switch", report=tmp_path / "report")
 
 
 def test_lock_held_by_another_run_is_named(stack: Stack, tmp_path: Path) -> None:
@@ -547,26 +539,19 @@ def test_run_scales_load_scenarios_over_workers(stack: Stack, tmp_path: Path) ->
     assert len(sources) == 2, sources  # both workers sent load, the master none of its own
 
 
-SLOW_RECOVERY_DRILL = """
-title: Kill switch, measured back with a slow controls cache
+SLOW_RECOVERY_DRILL = (
+    """title: Kill switch, measured back with a slow controls cache
 description: the functions keep the cached kill switch for a while after the rollback
 contract: [C2]
 max_duration: 60s
 recover_within: 20s
-steady_state:
-  - check: http
-    function: read-only
-    expect: {status: 200}
-method:
-  - action: controls.set
-    set: {omnihub_kill_switch: true}
-  - check: http
-    clause: C2
-    function: read-only
-    within: 8s
-    poll: 200ms
-    expect: {refusal: KILL_SWITCH}
 """
+    + STEADY_READS
+    + "method:\n"
+    + KILL_SWITCH_ON.replace("within: 2s", "within: 8s").replace(
+        "    expect:", "    poll: 200ms\n    expect:"
+    )
+)
 
 
 @pytest.mark.serial
@@ -640,14 +625,16 @@ def test_failed_rollback_exits_4_and_recover_finishes(
     from omnidrill.chaos.runner import RunOptions, open_world, run
 
     before = target_state(stack)
-    real_patch = controlstore.PostgrestStore.patch_row
+    real_patch = controlstore.PostgrestStore.patch_row_if
 
-    def broken(self: Any, table: str, row_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    def broken(
+        self: Any, table: str, row_id: str, expect: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any] | None:
         if values.get("omnihub_kill_switch") is False:  # only the undo of the kill switch
             raise controlstore.ControlStoreError("control tables unreachable (injected)")
-        return real_patch(self, table, row_id, values)
+        return real_patch(self, table, row_id, expect, values)
 
-    monkeypatch.setattr(controlstore.PostgrestStore, "patch_row", broken)
+    monkeypatch.setattr(controlstore.PostgrestStore, "patch_row_if", broken)
 
     def halt_soon() -> None:
         time.sleep(3)
@@ -673,7 +660,7 @@ def test_failed_rollback_exits_4_and_recover_finishes(
     during = target_state(stack)
     assert during != before
     assert parse_mark(during["controls"]["reason"]) is not None, "the lock stays: not clean"
-    monkeypatch.setattr(controlstore.PostgrestStore, "patch_row", real_patch)
+    monkeypatch.setattr(controlstore.PostgrestStore, "patch_row_if", real_patch)
     profile = _profile(stack)
     rec = recover(
         open_world(resolve(profile)),

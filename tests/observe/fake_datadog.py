@@ -167,6 +167,7 @@ class FakeDatadog:
                 Route("/api/v2/downtime", r(self.create_downtime), methods=["POST"]),
                 Route("/api/v2/downtime/{id}", r(self.get_downtime), methods=["GET"]),
                 Route("/api/v2/downtime/{id}", r(self.cancel_downtime), methods=["DELETE"]),
+                Route("/api/v2/downtime/{id}", r(self.update_downtime), methods=["PATCH"]),
             ]
         )
 
@@ -615,6 +616,20 @@ class FakeDatadog:
         if p["id"] not in self.downtimes:
             raise Refused(404, "Downtime not found")
         rec = self.downtimes[p["id"]]
+        return 200, {"data": {"type": "downtime", "id": p["id"], "attributes": rec}}
+
+    def update_downtime(self, body: Any, p: dict, _q: dict) -> tuple[int, Any]:
+        """PATCH /api/v2/downtime/{id}: the attributes given replace those stored."""
+        rec = self.downtimes.get(p["id"])
+        if rec is None:
+            raise Refused(404, "Downtime not found")
+        data = (body or {}).get("data") or {}
+        if data.get("type") != "downtime" or data.get("id") != p["id"]:
+            raise Refused(400, "data.type must be 'downtime' and data.id the downtime's id")
+        attrs = dict(data.get("attributes") or {})
+        if "schedule" in attrs:
+            attrs["schedule"] = {**rec["schedule"], **(attrs["schedule"] or {})}
+        rec.update(attrs, modified=_now())
         return 200, {"data": {"type": "downtime", "id": p["id"], "attributes": rec}}
 
     def cancel_downtime(self, _b: Any, p: dict, _q: dict) -> tuple[int, Any]:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from omnidrill.chaos import httpfaults
 from omnidrill.chaos.controlstore import APPROVALS, CONTROLS
 from omnidrill.chaos.faultside import calls_mark
-from omnidrill.chaos.marks import snapshot, toxic_name
+from omnidrill.chaos.marks import RESTORABLE, parse_mark, snapshot, toxic_name
 from omnidrill.chaos.models import (
     HTTP_TOXICS,
     ApprovalSet,
@@ -26,7 +26,14 @@ from omnidrill.chaos.models import (
     Wait,
 )
 from omnidrill.chaos.requests import result_of, send_round, start_traffic
-from omnidrill.chaos.runtime import DrillInconclusive, Runtime, StepNotRun, StepResult
+from omnidrill.chaos.runtime import (
+    DrillAborted,
+    DrillInconclusive,
+    Runtime,
+    StepNotRun,
+    StepResult,
+)
+from omnidrill.chaos.undo import apply_undo
 from omnidrill.netutil import split_hostport
 
 PAUSE_ENV = "OMNIDRILL_TEST_PAUSE_AT"  # test hook: "N" pauses in the Nth state-changing step
@@ -50,17 +57,33 @@ def pause_hook(rt: Runtime) -> None:
 
 
 def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
-    before = rt.world.controls()
-    old = {k: before.get(k) for k in step.set}
-    marker = f"omnidrill {rt.run_id} #{len(rt.undos) + 1}"
-    rt.register_undo(
-        "controls.restore",
-        {"values": {**old, "updated_by": before.get("updated_by")}},
-        f"restore {', '.join(f'{k}={v!r}' for k, v in old.items())}",
-    )
-    audit_before = _audit_ids(rt) if step.id else None
-    changed_at = time.time()
-    after = rt.world.store.patch_row(CONTROLS, rt.world.row_id, {**step.set, "updated_by": marker})
+    with rt.writing:  # the guardrail does not mistake the drill's own write for someone else's
+        before = rt.world.controls()
+        taken = takeover_in(rt, before)
+        if taken:
+            raise DrillAborted(taken, "takeover")
+        old = {k: before.get(k) for k in step.set}
+        marker = f"omnidrill {rt.run_id} #{len(rt.undos) + 1}"
+        new = {**step.set, "updated_by": marker}
+        rt.register_undo(
+            "controls.restore",
+            {"values": {**old, "updated_by": before.get("updated_by")}, "expect": new},
+            f"restore {', '.join(f'{k}={v!r}' for k, v in old.items())}",
+        )
+        audit_before = _audit_ids(rt) if step.id else None
+        changed_at = time.time()
+        # A compare-and-set too: what the drill read is what it changes, or nothing.
+        guard = {k: before.get(k) for k in [*step.set, "updated_by", "reason"] if k in before}
+        after = rt.world.store.patch_row_if(CONTROLS, rt.world.row_id, guard, new)
+        if after is None:
+            now = rt.world.controls()
+            raise DrillAborted(
+                takeover_in(rt, now)
+                or "someone else changed the controls row while the drill was changing it "
+                f"(updated_by {now.get('updated_by')!r}, reason {now.get('reason')!r})",
+                "takeover",
+            )
+        rt.held.update(new)
     rt.mark_changed()
     res.detail.update({"set": step.set, "old": old, "after": _shown(after)})
     if step.id:
@@ -73,6 +96,26 @@ def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
         }
     res.verdict = "done"
     pause_hook(rt)
+
+
+def takeover_in(rt: Runtime, row: dict[str, Any], held: dict[str, Any] | None = None) -> str | None:
+    """Why the controls row is no longer the drill's to change, or None while it is."""
+    held = rt.held if held is None else held
+    mark = parse_mark(row.get("reason"))
+    who = f"updated_by {row.get('updated_by')!r}"
+    if mark is None or mark.run != rt.run_id:
+        return (
+            f"someone else took the wheel: the drill's mark is gone from the controls' reason "
+            f"(now {row.get('reason')!r}, {who})"
+        )
+    changed = {k: row.get(k) for k, v in held.items() if row.get(k) != v}
+    if changed:
+        return (
+            "someone else took the wheel: controls the drill holds were changed "
+            + ", ".join(f"{k}={v!r} (the drill set {held[k]!r})" for k, v in changed.items())
+            + f" ({who})"
+        )
+    return None
 
 
 def _audit_ids(rt: Runtime) -> list[Any] | None:
@@ -118,9 +161,13 @@ def _refuses(host: str, port: int) -> bool:
 def do_fault_cut(rt: Runtime, step: FaultCut, res: StepResult) -> None:
     faults = _faults(rt)
     host, port = listen_address(rt, step.proxy)
-    prev = bool(faults.get_proxy(step.proxy).get("enabled", True))
+    proxy = faults.get_proxy(step.proxy)
+    prev = bool(proxy.get("enabled", True))
+    left = {"enabled": False, "upstream": proxy.get("upstream"), "listen": proxy.get("listen")}
     rt.register_undo(
-        "fault.enable", {"proxy": step.proxy, "enabled": prev}, f"re-enable proxy {step.proxy}"
+        "fault.enable",
+        {"proxy": step.proxy, "enabled": prev, "left": left},
+        f"re-enable proxy {step.proxy}",
     )
     faults.set_enabled(step.proxy, False)
     rt.mark_changed()
@@ -144,27 +191,29 @@ def do_fault_cut(rt: Runtime, step: FaultCut, res: StepResult) -> None:
 
 
 def do_fault_restore(rt: Runtime, step: FaultRestore, res: StepResult) -> None:
-    faults = _faults(rt)
-    prefix = toxic_name(rt.run_id, "")
-    removed = []
-    for tox in faults.toxics(step.proxy):
-        name = str(tox.get("name", ""))
-        if name.startswith(prefix):
-            faults.remove_toxic(step.proxy, name, missing_ok=True)
-            removed.append(name)
-    prev = next(
-        (
-            u.params["enabled"]
-            for u in rt.undos
-            if u.kind == "fault.enable" and u.params.get("proxy") == step.proxy
-        ),
-        True,
-    )
-    faults.set_enabled(step.proxy, prev)
+    """Run the drill's own undos of this proxy (its toxics, then its cut), compare-and-set."""
+    _faults(rt)
+    mine = [
+        u
+        for u in reversed(rt.undos)
+        if u.kind in ("toxic.remove", "fault.enable") and u.params.get("proxy") == step.proxy
+    ]
+    mine.sort(key=lambda u: u.kind != "toxic.remove")  # toxics first, then the cut
+    did, conflicts = [], []
+    for undo in mine:
+        result = apply_undo(rt.world, undo)
+        rt.settle_undo(undo, result, by="fault.restore: ")
+        did.append(result.text())
+        conflicts += result.conflicts
     rt.mark_changed()
     rt.active_faults.pop(step.proxy, None)
-    res.detail.update({"enabled": prev, "toxics_removed": removed})
-    if prev:
+    res.detail.update({"did": did})
+    if conflicts:
+        raise DrillInconclusive(
+            f"proxy {step.proxy} was changed by someone else while the drill held it: "
+            + "; ".join(c.text() for c in conflicts)
+        )
+    if bool(_faults(rt).get_proxy(step.proxy).get("enabled")):
         host, port = listen_address(rt, step.proxy)
         deadline = time.monotonic() + 2.0
         while _refuses(host, port):
@@ -179,7 +228,15 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
     faults = _faults(rt)
     host, port = listen_address(rt, step.proxy)
     name = toxic_name(rt.run_id, f"{step.proxy}-{step.type}-{len(rt.undos) + 1}")
-    rt.register_undo("toxic.remove", {"proxy": step.proxy, "name": name}, f"remove toxic {name}")
+    added = {
+        "type": step.type,
+        "stream": step.stream,
+        "toxicity": step.toxicity,
+        "attributes": step.attributes,
+    }
+    rt.register_undo(
+        "toxic.remove", {"proxy": step.proxy, "name": name, "toxic": added}, f"remove toxic {name}"
+    )
     httpfaults.add(faults, step, name)
     rt.mark_changed()
     res.detail["toxic"] = name
@@ -252,7 +309,17 @@ def do_approval_set(rt: Runtime, step: ApprovalSet, res: StepResult) -> None:
     row = rt.world.store.get_row(APPROVALS, approval_id)
     if row is None:
         raise StepNotRun(f"approval_queue has no row {approval_id}")
-    after = rt.world.store.patch_row(APPROVALS, approval_id, {"status": step.status})
+    values: dict[str, Any] = {"status": step.status}
+    if "decided_by" in row:  # beyond the contract's columns: where there, it names the run
+        values["decided_by"] = f"omnidrill {rt.run_id}"
+    after = rt.world.store.patch_row_if(APPROVALS, approval_id, {"status": "pending"}, values)
+    if after is None:
+        now = rt.world.store.get_row(APPROVALS, approval_id) or {}
+        raise DrillInconclusive(
+            f"approval {approval_id} was decided by someone else before the drill could "
+            f"({now.get('status')!r}, decided_by {now.get('decided_by')!r}); it was left as is"
+        )
+    rt.world.decided[approval_id] = step.status
     rt.mark_changed()
     res.detail.update(
         {"approval": approval_id, "was": row.get("status"), "now": after.get("status")}
@@ -284,8 +351,15 @@ def guard_rest_write(rt: Runtime, spec: RequestSpec, step_id: str | None) -> Non
     row = rt.world.controls()
     if step_id:
         rt.pre_step_rows[step_id] = {k: v for k, v in row.items() if k != "updated_at"}
-    values = {k: v for k, v in snapshot(row).items() if k != "reason"}
-    rt.register_undo("controls.restore", {"values": values}, "restore controls after a probe")
+    body = rt.resolve(spec.body) if isinstance(spec.body, dict) else None
+    fields = [k for k in (body or {}) if k in RESTORABLE and k != "reason"]
+    params: dict[str, Any]
+    if body is not None and fields:  # the probe's own values are what the undo may take back
+        params = {"values": {k: row.get(k) for k in fields}, "expect": {k: body[k] for k in fields}}
+    else:
+        params = {"values": {k: v for k, v in snapshot(row).items() if k != "reason"}}
+    rt.register_undo("controls.restore", params, "restore controls after a probe")
+    rt.probing = dict(params.get("expect") or {})  # the guardrail tells it from a takeover
 
 
 def do_http_request(rt: Runtime, step: HttpRequest, res: StepResult) -> None:

@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from omnidrill.cliutil import ConfirmOption, ReportDirOption, TargetOption, VarOption
-from omnidrill.errors import ExitCode
 
 
 def run(
@@ -72,7 +71,11 @@ def run(
 
 
 def recover(target: TargetOption, var: VarOption = None) -> None:
-    """Undo what a killed run left on a target: from this folder's ledger and the target's marks."""
+    """Undo what a killed run left on a target: from this folder's ledger and the target's marks.
+
+    Each undo only puts back what still holds the run's own value; a change someone else made
+    since is left alone and reported (exit 4).
+    """
     from omnidrill.chaos.ledger import Ledger
     from omnidrill.chaos.recover import recover as do_recover
     from omnidrill.chaos.runner import open_world
@@ -82,16 +85,26 @@ def recover(target: TargetOption, var: VarOption = None) -> None:
     console = Console(highlight=False)
     profile = load_profile(target, parse_vars(var or []))
     world = open_world(resolve(profile))
+    proxies = profile.faults.proxies
     rec = do_recover(
-        world, Ledger(profile.name), profile.name, [p.name for p in profile.faults.proxies]
+        world,
+        Ledger(profile.name),
+        profile.name,
+        [p.name for p in proxies],
+        {p.name: p.upstream for p in proxies},
     )
-    for line in rec.did:
-        console.print(f"undone: {line}", markup=False, soft_wrap=True)
-    for line in rec.failed:
-        console.print(f"FAILED, undo by hand: {line}", markup=False, soft_wrap=True, style="red")
-    if not rec.did and not rec.failed:
+    for prefix, lines, style in (
+        ("undone", rec.did, None),
+        ("already undone elsewhere", rec.already, None),
+        ("CONFLICT, left as found, check by hand", rec.conflicts, "red"),
+        ("FAILED, undo by hand", rec.failed, "red"),
+        ("not cleanable", rec.not_cleaned, "yellow"),
+    ):
+        for line in lines:
+            console.print(f"{prefix}: {line}", markup=False, soft_wrap=True, style=style)
+    if not (rec.did or rec.already or rec.conflicts or rec.failed):
         console.print(f"nothing to recover on target {profile.name!r}")
-    raise typer.Exit(rec.exit_code if rec.failed else int(ExitCode.OK))
+    raise typer.Exit(rec.exit_code)
 
 
 def halt(target: TargetOption, var: VarOption = None) -> None:

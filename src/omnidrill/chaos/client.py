@@ -107,8 +107,11 @@ class Pacer:
 class DrillClient:
     """Sends drill requests to one target; thread-safe."""
 
-    def __init__(self, resolved: Resolved, traffic: Traffic, drill: str = "") -> None:
+    def __init__(
+        self, resolved: Resolved, traffic: Traffic, drill: str = "", user_id: str = "omnidrill"
+    ) -> None:
         self.resolved = resolved
+        self.user_id = user_id  # where a step names none
         self.profile = resolved.profile
         self.traffic = traffic
         self.drill = drill
@@ -181,7 +184,10 @@ class DrillClient:
         self, function: str, body: dict[str, Any] | None, shared_tx: str | None
     ) -> dict[str, Any]:
         """The function's default body merged with the step's; trades get a fresh tx."""
-        merged = {**DEFAULT_BODIES.get(function, {}), **(body or {})}
+        defaults = dict(DEFAULT_BODIES.get(function, {}))
+        if "user_id" in defaults:
+            defaults["user_id"] = self.user_id
+        merged = {**defaults, **(body or {})}
         if function == "execute-trade" and "raw_tx" not in merged:
             merged["raw_tx"] = shared_tx or self.txs.fresh()
         return merged

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from omnidrill import secrets
+from omnidrill.chaos.conflicts import conflict_text
 
 COLOURS = {
     "passed": "green",
@@ -22,6 +23,7 @@ COLOURS = {
     "rollback_failed": "bold red",
     "not_run": "yellow",
     "error": "bold red",
+    "conflict": "bold red",
 }
 
 
@@ -94,12 +96,14 @@ class Progress:
                 extra += f", OK {m['time_to_resolve_s']:.2f} s after the rollbacks"
             extra += f" (±{m.get('resolution_s', 0):.2f})"
         clause = f" [{res.clause}]" if res.clause else ""
+        if res.phase == "undo" and res.detail.get("did"):  # which undos ran, said as they run
+            extra = f": {res.detail['did']}"
         self.console.print(
             f"  {_v(res.verdict)} {escape(res.phase)}: {escape(secrets.scrub(res.name))}"
             f"{escape(clause)}{escape(extra)}",
             soft_wrap=True,
         )
-        if res.verdict in ("failed", "inconclusive", "not_run", "error", "skipped"):
+        if res.verdict in ("failed", "inconclusive", "not_run", "error", "skipped", "conflict"):
             for e in res.evidence[:6]:
                 self.console.print(f"      [dim]{escape(secrets.scrub(e))}[/]", soft_wrap=True)
 
@@ -154,5 +158,17 @@ class Progress:
             for left in o.left_changed:
                 self.console.print(
                     f"[bold red]LEFT CHANGED — undo by hand:[/] {escape(left)}", soft_wrap=True
+                )
+            for c in o.conflicts:
+                head = "left to whoever took the wheel" if c.get("taken_over") else "check by hand"
+                self.console.print(
+                    f"[bold red]CONFLICT — left as found, {head}:[/] "
+                    f"{escape(secrets.scrub(conflict_text(c)))}",
+                    soft_wrap=True,
+                )
+            for item in o.not_cleaned:
+                self.console.print(
+                    f"[yellow]not cleaned[/] {escape(o.title)}: {escape(secrets.scrub(item))}",
+                    soft_wrap=True,
                 )
         self.console.print(f"journal: {escape(journal_path)}")

@@ -24,7 +24,7 @@ _WRITABLE = {
         "reason",
         "updated_by",
     },
-    APPROVALS: {"status"},
+    APPROVALS: {"status", "reason", "decided_by"},
 }
 
 
@@ -36,6 +36,12 @@ class ControlStore(Protocol):
     def get_row(self, table: str, row_id: str) -> dict[str, Any] | None: ...
 
     def patch_row(self, table: str, row_id: str, values: dict[str, Any]) -> dict[str, Any]: ...
+
+    def patch_row_if(
+        self, table: str, row_id: str, expect: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Compare-and-set: change the row only while it holds `expect`; None when it did not."""
+        ...
 
     def audit_rows(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
@@ -94,6 +100,24 @@ class PostgrestStore:
         if row is None:
             raise ControlStoreError(f"{table} id={row_id}: no such row to change")
         return row
+
+    def patch_row_if(
+        self, table: str, row_id: str, expect: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        # PostgREST filters the PATCH on the expected values, so a row changed since it was read
+        # is not touched. Arrays are left out of the filter (the reference control API, like
+        # many, cannot compare them): callers compare them on the row they just read.
+        _check_writable(table, values)
+        params = {"id": f"eq.{row_id}"}
+        params.update({k: f for k, v in expect.items() if (f := _filter(v)) is not None})
+        rows = self._call("PATCH", table, params, values)
+        if isinstance(rows, list):
+            return rows[0] if len(rows) == 1 and isinstance(rows[0], dict) else None
+        # No representation (a target that ignores Prefer): the row says whether it took.
+        row = self.get_row(table, row_id)
+        if row is not None and all(row.get(k) == v for k, v in values.items()):
+            return row
+        return None
 
     def audit_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._call(
@@ -173,6 +197,24 @@ class PostgresStore:
             raise ControlStoreError(f"{table} id={row_id}: no such row to change")
         return rows[0]
 
+    def patch_row_if(
+        self, table: str, row_id: str, expect: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        _check_writable(table, values)
+        sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in values)
+        conds = [sql.SQL("id = %s")] + [
+            sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k)) for k in expect
+        ]
+        q = sql.SQL("UPDATE {} SET {} WHERE {} RETURNING *").format(
+            sql.Identifier(table), sets, sql.SQL(" AND ").join(conds)
+        )
+        wanted = [Jsonb(v) if isinstance(v, dict) else v for v in expect.values()]
+        rows = self._query(q, (*values.values(), row_id, *wanted))
+        return rows[0] if rows else None
+
     def audit_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         from psycopg import sql
 
@@ -199,6 +241,15 @@ def _check_writable(table: str, values: dict[str, Any]) -> None:
     bad = set(values) - _WRITABLE.get(table, set())
     if bad:
         raise ValueError(f"omnidrill never writes {sorted(bad)} of {table}")
+
+
+def _filter(value: Any) -> str | None:
+    """A PostgREST filter that matches exactly `value`, or None where none is portable."""
+    if value is None or isinstance(value, bool):
+        return f"is.{'null' if value is None else str(value).lower()}"
+    if isinstance(value, str | int | float):
+        return f"eq.{value}"
+    return None
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

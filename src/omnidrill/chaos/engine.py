@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnidrill import secrets
-from omnidrill.chaos.actions import ACTION_RUNNERS
+from omnidrill.chaos.actions import ACTION_RUNNERS, takeover_in
 from omnidrill.chaos.checks import CHECK_RUNNERS, run_http
+from omnidrill.chaos.cleanup import after_rollback, left_behind
 from omnidrill.chaos.client import DrillClient
+from omnidrill.chaos.conflicts import conflict_text
 from omnidrill.chaos.halt import HaltWatcher
 from omnidrill.chaos.journal import Journal, iso
 from omnidrill.chaos.ledger import Ledger
@@ -48,6 +50,8 @@ class DrillOutcome:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     skipped_checks: list[str] = field(default_factory=list)
     left_changed: list[str] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # undos that met a change
+    not_cleaned: list[str] = field(default_factory=list)  # what no undo could take back
     internal_error: str = ""
     started: float = field(default_factory=time.time)
     ended: float | None = None
@@ -86,6 +90,8 @@ class DrillOutcome:
             "evidence": self.evidence,
             "skipped_checks": self.skipped_checks,
             "left_changed": self.left_changed,
+            "conflicts": self.conflicts,
+            "not_cleaned": self.not_cleaned,
             "internal_error": self.internal_error or None,
             "detection": self.detection,
             "steps": [s.to_json() for s in self.steps],
@@ -137,7 +143,10 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         save()
         ctx.printer.drill_end(out)
         return out
-    client = DrillClient(ctx.resolved, ctx.journal.traffic, drill=file)
+    # Trades carry the run in their user id: approval rows they cause are found and cleaned.
+    client = DrillClient(
+        ctx.resolved, ctx.journal.traffic, drill=file, user_id=f"omnidrill-{ctx.run_id}"
+    )
     rt = Runtime(
         run_id=ctx.run_id,
         drill=file,
@@ -151,6 +160,7 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
     )
     rt.printer = ctx.printer
     det = _detection(ctx, rt, file, out)
+    out.conflicts, out.not_cleaned = rt.conflicts, rt.not_cleaned  # filled as undos run
     for g in drill.abort_if:
         if g.background_error_rate_over is not None:
             from omnidrill.chaos.background import error_rate_guard
@@ -194,7 +204,10 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         )
         take(ctx.world, mark)
         locked = True
-        watcher = HaltWatcher(ctx.world, ctx.target, ctx.run_id, ctx.halt).start()
+        rt.watching = True
+        watcher = HaltWatcher(
+            ctx.world, ctx.target, ctx.run_id, ctx.halt, takeover=lambda: _taken_over(rt)
+        ).start()
         if needs_proxy and ctx.resolved.profile.faults.populate:
             _ensure_proxies(ctx, populate=True)
         if to_mute is not None:
@@ -210,9 +223,16 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         rt.settle_verifications()  # a fault probe still running when the method ended
         det.await_alerts(rt)  # the fault holds until the monitors that must trip have
     except DrillAborted as exc:
-        why_text = watcher.reason if (watcher and exc.by == "halt" and watcher.reason) else exc.why
+        by, why_text = exc.by, exc.why
+        if watcher and exc.by == "halt" and watcher.reason:
+            by, why_text = watcher.by, watcher.reason
+        rt.taken_over = by == "takeover"
         out.verdict, out.reason = "aborted", f"aborted: {why_text}"
-        ctx.journal.event("abort", out.reason, drill=file, by=exc.by)
+        ctx.journal.event("abort", out.reason, drill=file, by=by)
+        if rt.taken_over:
+            ctx.printer.line(
+                f"  ! {why_text}: the drill stops and leaves alone what that person set"
+            )
     except (KeyboardInterrupt, Terminated) as exc:
         what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
         out.verdict, out.reason = "aborted", f"aborted by {what}"
@@ -267,10 +287,11 @@ def _finish(
     ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any, locked: bool
 ) -> None:
     """Rollbacks (extra, then every undo in reverse), recovery, lock release, verdict."""
+    rt.watching = False  # from here on the drill changes the row back itself
     if not locked:
         # Nothing was changed (the lock comes first); a lock write that half-happened is undone.
         for undo in reversed(list(rt.undos)):
-            _apply(ctx, rt, undo, out)
+            _apply(ctx, rt, undo, out, stale=True)
         if out.verdict == "running":
             out.verdict = "inconclusive"
         if out.left_changed:
@@ -284,24 +305,12 @@ def _finish(
     finally:
         ctx.in_rollback = False
     _stop_background(rt, out)
-    if not rollback_failed and not aborted_by_halt and not out.internal_error:
-        rt.halt = threading.Event()  # recovery is measured even though the method is over
-        rt.deadline = time.monotonic() + drill.recover_within + 60
-        try:
-            recovered = _steady_state(rt, drill, out, "steady_state_after", save, recover=True)
-        except DrillInconclusive as exc:
-            recovered = True  # no verdict on recovery; the drill says why below
-            if out.verdict == "running":
-                out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
-        except (KeyboardInterrupt, Terminated) as exc:
-            # The undos already ran: stop measuring recovery, but still release the lock, or the
-            # next run would refuse until `omnidrill recover`.
-            recovered = True
-            ctx.interrupted = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
-        if not recovered and out.verdict == "running":
-            out.verdict = "failed"
-            out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
-    _detected(ctx, rt, out, save, rollback_failed or aborted_by_halt)
+    # After a conflict the target holds someone else's change: its recovery is not the drill's.
+    if not (rollback_failed or aborted_by_halt or out.internal_error or out.conflicts):
+        _measure_recovery(ctx, rt, drill, out, save)
+        for undo in reversed([u for u in rt.undos if u.kind != "lock.release"]):
+            _apply(ctx, rt, undo, out)  # what the recovery check's own trades caused
+    _detected(ctx, rt, out, save, rollback_failed or aborted_by_halt or bool(out.conflicts))
     lock = [u for u in rt.undos if u.kind == "lock.release"]
     if not out.left_changed:  # a failed undo keeps the mark: every machine sees it, recover uses it
         ctx.in_rollback = True  # a signal now is noted, not raised: the lock must be released
@@ -310,10 +319,51 @@ def _finish(
                 _apply(ctx, rt, undo, out)
         finally:
             ctx.in_rollback = False
+    out.not_cleaned.extend(left_behind(rt))
+    _verdict(ctx, out)
+    ctx.ledger.compact()
+    ctx.journal.set_pending(
+        [
+            {"run": u.run, "seq": u.seq, "kind": u.kind, "label": u.label}
+            for u in ctx.ledger.pending(ctx.run_id)
+        ]
+    )
+
+
+def _measure_recovery(
+    ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome, save: Any
+) -> None:
+    rt.halt = threading.Event()  # recovery is measured even though the method is over
+    rt.deadline = time.monotonic() + drill.recover_within + 60
+    try:
+        recovered = _steady_state(rt, drill, out, "steady_state_after", save, recover=True)
+    except DrillInconclusive as exc:
+        recovered = True  # no verdict on recovery; the drill says why below
+        if out.verdict == "running":
+            out.verdict, out.reason = "inconclusive", secrets.scrub(str(exc))
+    except (KeyboardInterrupt, Terminated) as exc:
+        # The undos already ran: stop measuring recovery, but still release the lock, or the
+        # next run would refuse until `omnidrill recover`.
+        recovered = True
+        ctx.interrupted = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+    if not recovered and out.verdict == "running":
+        out.verdict = "failed"
+        out.reason = f"the steady state did not return within {drill.recover_within:.1f} s"
+
+
+def _verdict(ctx: RunContext, out: DrillOutcome) -> None:
+    """The drill's verdict once every undo ran: a failed or conflicted undo comes first."""
+    surprises = [c for c in out.conflicts if not c.get("taken_over")]
     if out.left_changed:
         out.verdict = "rollback_failed"
         out.reason = "ROLLBACK FAILED, the target may be left changed: " + "; ".join(
             out.left_changed
+        )
+    elif surprises:
+        out.verdict = "rollback_failed"
+        out.reason = (
+            "UNDO CONFLICT, someone else changed what the drill had changed; left as they set "
+            "it, check by hand: " + "; ".join(conflict_text(c) for c in surprises)
         )
     elif out.verdict == "running":
         failed = [s for s in out.steps if s.verdict == "failed"]
@@ -337,13 +387,6 @@ def _finish(
         # O1/O2 without an `observe:` section: reported, never a failure under --strict
         if s.verdict == "skipped" and not s.detail.get("unobserved")
     ]
-    ctx.ledger.compact()
-    ctx.journal.set_pending(
-        [
-            {"run": u.run, "seq": u.seq, "kind": u.kind, "label": u.label}
-            for u in ctx.ledger.pending(ctx.run_id)
-        ]
-    )
 
 
 def _observe(ctx: RunContext, file: str) -> None:
@@ -460,29 +503,66 @@ def _rollback(ctx: RunContext, rt: Runtime, drill: DrillFile, out: DrillOutcome,
     for undo in reversed([u for u in rt.undos if u.kind != "lock.release"]):
         _apply(ctx, rt, undo, out)
     rt.active_faults.clear()
+    after_rollback(rt)
     rt.mark_changed()
     out.measurements["rollbacks_done_ts"] = round(time.time(), 3)
     save()
     return bool(out.left_changed)
 
 
-def _apply(ctx: RunContext, rt: Runtime, undo: Any, out: DrillOutcome) -> None:
+def _apply(ctx: RunContext, rt: Runtime, undo: Any, out: DrillOutcome, stale: bool = False) -> None:
+    """One undo, compare-and-set: done, already done, or a conflict left alone; printed."""
     res = StepResult(phase="undo", index=undo.seq, kind=undo.kind, name=undo.label)
     out.steps.append(res)
     try:
-        note = apply_undo(ctx.world, undo.kind, undo.params)
-        ctx.ledger.done(undo, note)
-        res.verdict = "done"
-        res.detail["did"] = note
-        ctx.journal.event("rollback", note, drill=out.file, undo=undo.kind)
+        with rt.writing:
+            result = apply_undo(ctx.world, undo, stale=stale)
+        rt.settle_undo(undo, result)
+        res.detail["did"] = result.note
+        if result.conflicts:
+            res.verdict = "conflict"
+            res.detail["conflicts"] = [c.to_json() for c in result.conflicts]
+            res.evidence = [secrets.scrub(c.text()) for c in result.conflicts]
+        else:
+            res.verdict = "done"
+            res.evidence = [secrets.scrub(result.note)]
     except Exception as exc:
         res.verdict = "error"
         text = secrets.scrub(f"{undo.describe()}: {type(exc).__name__}: {exc}")
         res.evidence.append(text)
         out.left_changed.append(text)
         ctx.journal.event("rollback_failed", text, drill=out.file, undo=undo.kind)
+        rt.undos = [u for u in rt.undos if u is not undo]
     res.ended = time.time()
-    rt.undos = [u for u in rt.undos if u is not undo]
+    _print(rt, res)
+
+
+def _after_probe(rt: Runtime) -> None:
+    """A probe that wrote to the controls (a faulty target let it) wrote the drill's own
+    values: what the drill holds now includes them, so the guardrail does not take them for
+    someone else's."""
+    with rt.writing:
+        try:
+            row = rt.world.controls()
+        except Exception:
+            row = None
+        if row is not None:
+            rt.held.update({k: row.get(k) for k in rt.probing if k in rt.held})
+        rt.probing = {}
+
+
+def _taken_over(rt: Runtime) -> str | None:
+    """The guardrail that cannot be switched off: what the drill holds, as it left it?"""
+    if not rt.watching or not rt.writing.acquire(blocking=False):
+        return None  # not holding anything yet, rolling back, or mid-write itself
+    try:
+        if not rt.watching:
+            return None
+        row = rt.world.controls()
+        held = {k: v for k, v in rt.held.items() if k not in rt.probing}
+        return takeover_in(rt, row, held)
+    finally:
+        rt.writing.release()
 
 
 def _steady_state(
@@ -559,6 +639,8 @@ def _run_step(
         res.verdict = "inconclusive"
         res.evidence.append(secrets.scrub(str(exc)))
     finally:
+        if rt.probing:
+            _after_probe(rt)
         res.ended = time.time()
         res.evidence = [secrets.scrub(e) for e in res.evidence]
         for what in ("effect", "recovery"):
@@ -605,8 +687,17 @@ def _mute(
     if downtimes is None:
         ctx.printer.line("--mute-monitors: DD_API_KEY is not set; no monitor was muted")
         return
+    from omnidrill.observe.drill_events import downtimes_now
+
+    # As created: the undo cancels a downtime only while it is still as the drill left it.
+    made = {
+        i: {k: v for k, v in (d or {}).items() if k != "status"}
+        for i, d in downtimes_now(downtimes).items()
+    }
     rt.register_undo(
-        "monitors.unmute", {"downtime_ids": downtimes}, f"unmute {len(downtimes)} monitor(s)"
+        "monitors.unmute",
+        {"downtime_ids": downtimes, "downtimes": made},
+        f"unmute {len(downtimes)} monitor(s)",
     )
     ctx.journal.event(
         "mute", f"muted monitors {ids}", drill=file, downtime_ids=downtimes, monitors=ids

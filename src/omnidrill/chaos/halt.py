@@ -1,7 +1,9 @@
 """`omnidrill halt`: ask a running drill, on this machine or another, to roll back and stop.
 
 The request is written into the mark on the target (and a file here); the running drill
-watches both every 0.2 s, and its steps wake at once, so it rolls back within a second.
+watches both every 0.2 s, and its steps wake at once, so it rolls back within a second. The
+same watch is the guardrail that cannot be switched off: someone else changing what the drill
+holds on the controls row stops it the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from omnidrill.chaos.controlstore import CONTROLS
@@ -34,14 +37,24 @@ def request_halt(world: World, target: str) -> str:
 
 
 class HaltWatcher:
-    """A thread that sets `event` when a halt for this run appears."""
+    """A thread that sets `event` when a halt for this run appears, or `takeover` says why the
+    drill must stop (someone else changed what it holds); `by` then names which."""
 
-    def __init__(self, world: World, target: str, run_id: str, event: threading.Event) -> None:
+    def __init__(
+        self,
+        world: World,
+        target: str,
+        run_id: str,
+        event: threading.Event,
+        takeover: Callable[[], str | None] | None = None,
+    ) -> None:
         self.world = world
         self.target = target
         self.run_id = run_id
         self.event = event
+        self.takeover = takeover
         self.reason = ""
+        self.by = "halt"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="halt-watcher", daemon=True)
 
@@ -68,5 +81,13 @@ class HaltWatcher:
                 continue
             if mark is not None and mark.run == self.run_id and mark.halt:
                 self.reason = f"halt requested by {mark.halt}"
+                self.event.set()
+                return
+            try:
+                why = self.takeover() if self.takeover is not None else None
+            except Exception:
+                continue  # an unreadable row is the steps' problem, not a takeover
+            if why:
+                self.reason, self.by = why, "takeover"
                 self.event.set()
                 return

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -28,14 +31,20 @@ class LocalLock:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.seek(0)
-            who = f.read().strip() or "another omnidrill process"
+            who = _holder(f.read())
             f.close()
+            target = self.path.stem
             raise RunRefused(
-                f"another run on this machine holds target {self.path.stem!r} ({who})"
+                f"target {target!r} is held by another run on this machine: {who}. If that run "
+                f"is still going, wait or `omnidrill halt --target {target}`."
             ) from None
         f.seek(0)
         f.truncate()
-        f.write(f"pid {os.getpid()}\n")
+        since = time.time()
+        f.write(
+            json.dumps({"pid": os.getpid(), "since": since, "argv": " ".join(sys.argv[1:])[:200]})
+            + "\n"
+        )
         f.flush()
         self._f = f
 
@@ -44,6 +53,16 @@ class LocalLock:
             fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
             self._f.close()
             self._f = None
+
+
+def _holder(text: str) -> str:
+    """Who the lock file names: pid, since when, what it runs."""
+    try:
+        data = json.loads(text)
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(data["since"])))
+        return f"pid {data['pid']}, since {since} (omnidrill {data.get('argv', '')})"
+    except (ValueError, KeyError, TypeError):
+        return text.strip() or "another omnidrill process"
 
 
 def held_by(world: World) -> Mark | None:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from omnidrill.chaos.cleanup import after_trades, before_trades
 from omnidrill.chaos.client import Answer
 from omnidrill.chaos.models import READ_ONLY_FUNCTIONS, RequestSpec
 from omnidrill.chaos.runtime import Runtime
@@ -114,6 +115,7 @@ def _send_round(rt: Runtime, spec: RequestSpec, st: StepTraffic, source: str) ->
                     }
                 )
     check_trade_amounts(rt, jobs)
+    before_trades(rt, jobs)
     timeout = spec.timeout
     sequential = spec.count > 1 and not spec.concurrent
     if sequential:
@@ -128,6 +130,7 @@ def _send_round(rt: Runtime, spec: RequestSpec, st: StepTraffic, source: str) ->
         ]
         answers = rt.gather(futures)
     st.note(answers)
+    after_trades(rt, answers)
     return answers
 
 

@@ -20,6 +20,7 @@ from omnidrill.chaos.journal import Journal
 from omnidrill.chaos.ledger import Ledger
 from omnidrill.chaos.lock import LocalLock
 from omnidrill.chaos.plan import plan_text
+from omnidrill.chaos.recover import reconcile
 from omnidrill.chaos.runtime import Terminated
 from omnidrill.chaos.undo import World
 from omnidrill.errors import ExitCode, RunRefused, UsageError
@@ -120,16 +121,6 @@ def open_world(resolved: Resolved) -> World:
     return World(store=open_store(resolved), row_id=p.controls.row_id, faults=faults)
 
 
-def refuse_pending(ledger: Ledger, target: str) -> None:
-    pending = ledger.pending()
-    if pending:
-        listed = "\n".join(f"  - run {u.run}: {u.describe()}" for u in pending)
-        raise RunRefused(
-            f"unfinished undos for target {target!r} in {ledger.path}:\n{listed}\n"
-            f"run `omnidrill recover --target {target}` first"
-        )
-
-
 @contextlib.contextmanager
 def signals(ctx: RunContext) -> Iterator[None]:
     """SIGTERM and Ctrl-C abort the drill (rollbacks run); during rollbacks they are noted."""
@@ -192,14 +183,28 @@ def run(
         print("dry run: nothing was touched")
         return int(ExitCode.OK)
     require_confirmation(profile, opts.confirm)
-    ledger = Ledger(profile.name)
-    refuse_pending(ledger, profile.name)
+    # This machine's lock first: a second run here is told who holds the target, not sent to
+    # `recover` for the undos the first one has yet to run.
     local = LocalLock(profile.name)
     local.acquire()
     try:
-        return _run_locked(loaded, resolved, opts, printer, ledger)
+        ledger = Ledger(profile.name)
+        world = open_world(resolved)
+        try:
+            for note in reconcile(world, ledger, profile.name):
+                printer.line(f"ledger: already undone elsewhere, marked done: {note}")
+        except BaseException:
+            _close_world(world)
+            raise
+        return _run_locked(loaded, resolved, opts, printer, ledger, world)
     finally:
         local.release()
+
+
+def _close_world(world: World) -> None:
+    world.store.close()
+    if world.faults is not None:
+        world.faults.close()
 
 
 def start_journal(
@@ -243,13 +248,17 @@ def finish_run(journal: Journal, code: int, opts: RunOptions, printer: Progress)
 
 
 def _run_locked(
-    loaded: list[Loaded], resolved: Resolved, opts: RunOptions, printer: Progress, ledger: Ledger
+    loaded: list[Loaded],
+    resolved: Resolved,
+    opts: RunOptions,
+    printer: Progress,
+    ledger: Ledger,
+    world: World,
 ) -> int:
     profile = resolved.profile
     report_dir = opts.report_dir or default_report_dir(profile.name)
     journal = start_journal(profile, report_dir, opts.variables, opts.strict)
     run_id = journal.doc["run_id"]
-    world = open_world(resolved)
     from omnidrill.observe.sentry_report import flush, init_sentry
 
     init_sentry(environment=profile.environment)  # no-op without SENTRY_DSN
@@ -298,9 +307,7 @@ def _run_locked(
         raise
     finally:
         flush()
-        world.store.close()
-        if world.faults is not None:
-            world.faults.close()
+        _close_world(world)
         if ctx.observe is not None:
             ctx.observe.close()
     code = exit_code_of(outcomes, scenario_codes, opts.strict)

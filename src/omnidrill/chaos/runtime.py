@@ -13,8 +13,12 @@ from typing import Any
 from omnidrill.chaos.client import DrillClient
 from omnidrill.chaos.journal import Journal, iso
 from omnidrill.chaos.ledger import Ledger, Undo
-from omnidrill.chaos.undo import World
+from omnidrill.chaos.undo import UndoResult, World
 from omnidrill.profile import Resolved, TargetProfile
+
+# Undos of what the guardrail watches: after someone took the wheel their conflicts are that
+# takeover (the drill aborted, exit 3), not a surprise found while rolling back (exit 4).
+TAKEOVER_KINDS = ("controls.restore", "lock.release")
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
 
@@ -127,6 +131,18 @@ class Runtime:
         self.verifications: list[tuple[Future[Any], Any]] = []  # fault probes still running
         self.pre_step_rows: dict[str, dict[str, Any]] = {}
         self.guards: list[Any] = []  # callables returning a reason to abort, or None
+        # What the drill holds on the controls row (field -> the value it set), watched for
+        # someone else taking the wheel; `writing` is held around the drill's own writes.
+        self.held: dict[str, Any] = {}
+        self.writing = threading.Lock()
+        self.conflicts: list[dict[str, Any]] = []  # undos that met someone else's change
+        self.not_cleaned: list[str] = []  # what no undo could take back
+        self.watching = False  # the guardrail looks (from the lock to the rollbacks)
+        self.probing: dict[str, Any] = {}  # a probe's own write to the controls, in flight
+        self.taken_over = False  # a guardrail saw someone else change what the drill holds
+        self.trade_users: set[str] = set()  # user ids whose approval rows an undo rejects
+        self.approvals: set[str] = set()  # approval ids the drill's trades were answered
+        self.broadcast: list[str] = []  # hashes of transactions the drill's trades sent
 
     def settle_verifications(self) -> None:
         """Wait for the probes that prove faults took effect; raise DrillInconclusive if not."""
@@ -179,6 +195,37 @@ class Runtime:
             [{"run": u.run, "seq": u.seq, "kind": u.kind, "label": u.label} for u in self.undos]
         )
         return undo
+
+    def settle_undo(self, undo: Undo, result: UndoResult, by: str = "") -> None:
+        """Record an undo that ran: done in the ledger (a conflict too: it is reported, never
+        retried), its conflicts and what it could not clean kept for the journal."""
+        self.ledger.done(undo, f"{by}{result.status}: {result.text()}")
+        self.undos = [u for u in self.undos if u is not undo]
+        seen = {(c["where"], c["field"], repr(c["found"])) for c in self.conflicts}
+        for c in result.conflicts:
+            if (c.where, c.field, repr(c.found)) in seen:
+                continue  # the lock's release meets the same change as the controls' restore
+            self.conflicts.append(
+                {
+                    **c.to_json(),
+                    "undo": undo.kind,
+                    "label": undo.label,
+                    "taken_over": self.taken_over and undo.kind in TAKEOVER_KINDS,
+                }
+            )
+        for item in result.not_cleaned:
+            if item not in self.not_cleaned:
+                self.not_cleaned.append(item)
+        if result.conflicts:
+            self.journal.event(
+                "undo_conflict",
+                result.text(),
+                drill=self.drill,
+                undo=undo.kind,
+                conflicts=[c.to_json() for c in result.conflicts],
+            )
+        else:
+            self.journal.event("rollback", result.note, drill=self.drill, undo=undo.kind)
 
     def mark_changed(self) -> None:
         self.last_change_at = time.monotonic()

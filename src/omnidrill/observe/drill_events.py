@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from omnidrill import secrets
 from omnidrill.observe.compile import ENV_TAG, ID_TAG
@@ -274,3 +274,35 @@ def unmute(downtime_ids: Sequence[str], *, environ: Mapping[str, str] | None = N
     settings = DatadogSettings.from_env(environ)
     with api_client(settings) as client:
         return _cancel(settings, client, downtime_ids)
+
+
+def downtimes_now(
+    downtime_ids: Sequence[str], *, environ: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any] | None]:
+    """What undoing a mute compares: each downtime's status and the attributes a person may
+    change (message, scope, monitors, end); None for one that no longer exists."""
+    if not downtime_ids:
+        return {}
+    from datadog_api_client.v2.api.downtimes_api import DowntimesApi
+
+    settings = DatadogSettings.from_env(environ)
+    out: dict[str, dict[str, Any] | None] = {}
+    with api_client(settings) as client:
+        api = DowntimesApi(client)
+        for did in downtime_ids:
+            try:
+                body = plain(call(settings, f"reading downtime {did}", api.get_downtime, did))
+            except DatadogApiError as exc:
+                if exc.status != 404:
+                    raise
+                out[did] = None
+                continue
+            attrs = ((body or {}).get("data") or {}).get("attributes") or {}
+            out[did] = {
+                "status": attrs.get("status"),
+                "message": attrs.get("message"),
+                "scope": attrs.get("scope"),
+                "monitor_identifier": attrs.get("monitor_identifier"),
+                "end": (attrs.get("schedule") or {}).get("end"),
+            }
+    return out

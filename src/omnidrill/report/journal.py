@@ -231,6 +231,8 @@ def _drill(raw: dict[str, Any], traffic: list[dict[str, Any]], events: list[dict
         },
         skipped_checks=[str(x) for x in raw.get("skipped_checks") or []],
         left_changed=[str(x) for x in raw.get("left_changed") or []],
+        conflicts=[_conflict(c) for c in raw.get("conflicts") or [] if isinstance(c, dict)],
+        not_cleaned=[str(x) for x in raw.get("not_cleaned") or []],
         internal_error=str(raw.get("internal_error") or ""),
         detection=_detection(raw, [s for s in raw.get("steps") or [] if isinstance(s, dict)]),
     )
@@ -275,6 +277,13 @@ def _detection(raw: dict[str, Any], steps: list[dict[str, Any]]) -> DetectionVie
         detect_timeout_s=_num(det.get("detect_timeout_s")),
         resolve_timeout_s=_num(det.get("resolve_timeout_s")),
     )
+
+
+def _conflict(c: dict[str, Any]) -> str:
+    from omnidrill.chaos.conflicts import conflict_text
+
+    head = "left to whoever took the wheel" if c.get("taken_over") else "check by hand"
+    return f"{conflict_text(c)} [{head}]"
 
 
 def _scenario(row: dict[str, Any]) -> ScenarioView:

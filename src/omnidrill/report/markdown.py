@@ -122,6 +122,10 @@ def render_summary(run: RunView, report_link: str | None = None) -> str:
             f"Run `omnidrill recover --target {run.target}`.",
             "",
         ]
+    for d in run.drills:
+        if d.conflicts:
+            lines += [f"**Undo conflicts in {d.title or d.name}** (left as found):", ""]
+            lines += [f"- {c}" for c in d.conflicts] + [""]
     if report_link:
         lines += [f"Report: {report_link}", ""]
     return "\n".join(lines)

@@ -179,6 +179,8 @@ class DrillView:
     clause_verdicts: dict[str, str] = field(default_factory=dict)  # the engine's, per clause
     skipped_checks: list[str] = field(default_factory=list)
     left_changed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # undos left alone: someone's change
+    not_cleaned: list[str] = field(default_factory=list)  # what no undo could take back
     internal_error: str = ""
     detection: DetectionView | None = None
 
