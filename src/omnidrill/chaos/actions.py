@@ -73,14 +73,24 @@ def do_controls_set(rt: Runtime, step: ControlsSet, res: StepResult) -> None:
         audit_before = _audit_ids(rt) if step.id else None
         changed_at = time.time()
         # A compare-and-set too: what the drill read is what it changes, or nothing.
-        guard = {k: before.get(k) for k in [*step.set, "updated_by", "reason"] if k in before}
-        after = rt.world.store.patch_row_if(CONTROLS, rt.world.row_id, guard, new)
+        guard = {k: before.get(k) for k in [*step.set, "updated_by"] if k in before}
+        after = None
+        for _ in range(3):  # a halt rewriting the mark in between is not someone else
+            guard["reason"] = before.get("reason")
+            after = rt.world.store.patch_row_if(CONTROLS, rt.world.row_id, guard, new)
+            if after is not None:
+                break
+            before = rt.world.controls()
+            moved = {k: before.get(k) for k, v in guard.items() if k != "reason"}
+            if takeover_in(rt, before) or moved != {
+                k: v for k, v in guard.items() if k != "reason"
+            }:
+                break
         if after is None:
-            now = rt.world.controls()
             raise DrillAborted(
-                takeover_in(rt, now)
+                takeover_in(rt, before)
                 or "someone else changed the controls row while the drill was changing it "
-                f"(updated_by {now.get('updated_by')!r}, reason {now.get('reason')!r})",
+                f"(updated_by {before.get('updated_by')!r}, reason {before.get('reason')!r})",
                 "takeover",
             )
         rt.held.update(new)
