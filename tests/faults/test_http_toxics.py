@@ -410,3 +410,19 @@ def test_requests_before_the_clients_eof_are_still_judged(
         recv_until_eof(s)
     time.sleep(0.2)
     assert rpc_upstream.calls() == [], "no matched request reached the upstream"
+
+
+def test_an_answer_broken_off_by_the_upstream_reaches_the_client_as_it_came(
+    api: httpx.Client,
+) -> None:
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = make_proxy(api, f"127.0.0.1:{srv.getsockname()[1]}")
+    added(api, "http_replace", attributes={"status": 503, "methods": ["other"]})
+    with connect(port) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        upstream, _ = srv.accept()
+        with upstream:
+            upstream.recv(1000)
+            upstream.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")  # and the upstream dies
+        assert recv_until_eof(s) == b"HTTP/1.1 200 OK\r\nContent-Le"
+    srv.close()

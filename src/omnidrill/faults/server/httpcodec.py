@@ -287,6 +287,7 @@ class AnswerSide:
         self._eof = True
         self.pump()
         if not self._ended:
+            self.flush_raw()  # an answer the upstream broke off: what came of it, as it came
             self._end()
 
     def flush_raw(self) -> None:
