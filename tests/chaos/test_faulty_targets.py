@@ -31,6 +31,7 @@ CASES = [
     ("fallback_on_connect_errors_only", "rpc-primary-errors", {"P4"}, []),
     ("rpc_error_as_success", "rpc-primary-errors", {"P4"}, []),
     ("broadcast_retry_forever", "rpc-primary-errors", {"P4"}, []),
+    ("reads_from_cache_on_error", "rpc-primary-errors", {"P4"}, []),
     ("idempotency_ignored", "idempotency", {"I1"}, []),
     ("apikey_only", "security", {"S1"}, []),
 ]

@@ -60,7 +60,7 @@ CASES: list[tuple[str, str, str, str, str]] = [
         "  - name: every function answers 200",
         "name",
         "steady_state[N]: missing `check:` (check: http, rpc.tx_absent, rpc.tx_present, "
-        "audit.changed, approval.status, approval.none, controls.unchanged, load)",
+        "rpc.served, audit.changed, approval.status, approval.none, controls.unchanged, load)",
     ),
     (
         "chaos/kill-switch.yaml",

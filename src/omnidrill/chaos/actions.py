@@ -254,6 +254,7 @@ def do_fault_toxic(rt: Runtime, step: FaultToxic, res: StepResult) -> None:
         rt.active_faults[step.proxy] = {
             **httpfaults.fault_record(step.type, step.attributes, step.toxicity),
             "calls_mark": calls_mark(rt, step.proxy),
+            "provider_marks": httpfaults.provider_marks(rt),
         }
         httpfaults.verify(host, port, step.type, step.attributes, step.toxicity, res)
         res.verdict = "done"

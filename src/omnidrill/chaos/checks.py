@@ -12,6 +12,7 @@ from omnidrill.chaos import rpc
 from omnidrill.chaos.client import Answer
 from omnidrill.chaos.controlstore import APPROVALS
 from omnidrill.chaos.faultside import judge_claims
+from omnidrill.chaos.httpfaults import run_served
 from omnidrill.chaos.leaks import find as find_leaks
 from omnidrill.chaos.models import (
     OPEN_CODES,
@@ -478,6 +479,7 @@ CHECK_RUNNERS: dict[str, Callable[[Runtime, Any, StepResult], None]] = {
     "http": run_http,
     "rpc.tx_absent": run_tx_absent,
     "rpc.tx_present": run_tx_present,
+    "rpc.served": run_served,
     "audit.changed": run_audit_changed,
     "approval.status": run_approval_status,
     "approval.none": run_no_approval,

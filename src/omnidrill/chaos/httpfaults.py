@@ -12,8 +12,16 @@ import json
 import socket
 from typing import Any
 
+from omnidrill.chaos import rpc
+from omnidrill.chaos.faultside import READ_METHODS, calls_mark
 from omnidrill.chaos.models import HTTP_TOXICS
-from omnidrill.chaos.runtime import DrillInconclusive, DrillSkipped, StepResult
+from omnidrill.chaos.runtime import (
+    DrillInconclusive,
+    DrillSkipped,
+    Runtime,
+    StepNotRun,
+    StepResult,
+)
 from omnidrill.faults.client import FaultRequestRejected
 
 # A probe of these would be forwarded by http_replace and broadcast: they are never probed.
@@ -125,3 +133,48 @@ def _probe(host: str, port: int, method: str, timeout: float = 5.0) -> tuple[int
         return status, json.loads(content)
     except ValueError:
         return status, content.decode("latin-1")[:200]
+
+
+def provider_marks(rt: Runtime) -> dict[str, float | None]:
+    """Each provider's clock at its newest recorded call, read as an HTTP fault begins."""
+    return {which: calls_mark(rt, f"rpc_{which}") for which in ("primary", "fallback")}
+
+
+def run_served(rt: Runtime, step: Any, res: StepResult) -> None:
+    """`rpc.served`: the answers of step `of` that name `provider` were answered by it, as its
+    own record shows (at least as many calls of each read method since the fault began)."""
+    result = rt.results.get(step.of)
+    if result is None:
+        raise StepNotRun(f"step {step.of!r} did not run")
+    marks = next(
+        (f["provider_marks"] for f in rt.active_faults.values() if "provider_marks" in f), None
+    )
+    url = rpc.direct_routes(rt.resolved).get(step.provider)
+    mark = (marks or {}).get(step.provider)
+    seen = rpc.calls(url) if url else None
+    if url is None or seen is None or mark is None:
+        res.verdict = "skipped"
+        res.evidence.append(
+            f"provider {step.provider} offers no /__calls on an rpc_direct route (or no HTTP "
+            "fault is active), so which requests reached it cannot be counted"
+        )
+        return
+    problems = []
+    for function, method in READ_METHODS.items():
+        claimed = [
+            a
+            for a in result.get("answers", [])
+            if a.get("target") == function
+            and a.get("status") == 200
+            and a.get("provider") == step.provider
+        ]
+        got = [c for c in seen if c.get("method") == method and float(c.get("ts") or 0) > mark]
+        res.detail[method] = {"answers": len(claimed), "calls": len(got)}
+        if len(got) < len(claimed):
+            problems.append(
+                f"{len(claimed)} {function} answer(s) of step {step.of!r} said X-RPC-Provider "
+                f"{step.provider}, but {step.provider} received {len(got)} {method} call(s) "
+                "since the fault began (/__calls): answers it never gave"
+            )
+    res.verdict = "failed" if problems else "passed"
+    res.evidence += problems

@@ -244,6 +244,17 @@ class TxPresentCheck(_Check):
     sends: int | None = Field(default=None, ge=1, description="exact number of sends (/__calls)")
 
 
+class ServedCheck(_Check):
+    """The provider a step's read answers named did answer them: its own record (`/__calls`)
+    has at least that many calls of each read method since the last fault began."""
+
+    check: Literal["rpc.served"]
+    of: str = Field(description="id of the http step whose answers are judged")
+    provider: Literal["primary", "fallback"] = Field(
+        description="the provider the answers must have come from"
+    )
+
+
 class AuditChangedCheck(_Check):
     """One audit_logs row recorded a controls change made by a step (C6)."""
 
@@ -413,6 +424,7 @@ CHECKS: dict[str, type[_Check]] = {
     "http": HttpCheck,
     "rpc.tx_absent": TxAbsentCheck,
     "rpc.tx_present": TxPresentCheck,
+    "rpc.served": ServedCheck,
     "audit.changed": AuditChangedCheck,
     "approval.status": ApprovalStatusCheck,
     "approval.none": NoApprovalCheck,
@@ -459,6 +471,7 @@ _TAGGED_CHECKS = (
     Annotated[HttpCheck, Tag("check:http")]
     | Annotated[TxAbsentCheck, Tag("check:rpc.tx_absent")]
     | Annotated[TxPresentCheck, Tag("check:rpc.tx_present")]
+    | Annotated[ServedCheck, Tag("check:rpc.served")]
     | Annotated[AuditChangedCheck, Tag("check:audit.changed")]
     | Annotated[ApprovalStatusCheck, Tag("check:approval.status")]
     | Annotated[NoApprovalCheck, Tag("check:approval.none")]

@@ -312,6 +312,38 @@ def _broadcast_retry_forever() -> None:
     rc.RpcClient.call = call
 
 
+def _reads_from_cache_on_error() -> None:
+    """P4: a read the primary answers with a failure is served from the last good answer,
+    labelled as the fallback's, without asking the fallback (trades still fail over)."""
+    import asyncio
+    import json
+
+    from omnihub_ref import rpc_client as rc
+
+    original = rc.RpcClient.call
+    cache: dict[str, object] = {}
+
+    async def call(self, method, params):  # type: ignore[no-untyped-def]
+        if method == "eth_sendRawTransaction":
+            return await original(self, method, params)
+        key = json.dumps([method, params])
+        payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await self._http["primary"].post_json(payload)
+            result = rc.judge_reply(reply)
+        except rc.ProviderDown:
+            if key in cache:
+                return rc.RpcResult(cache[key], "fallback")
+            return await original(self, method, params)
+        except (rc.TransportError, TimeoutError, ValueError):
+            return await original(self, method, params)
+        cache[key] = result
+        return rc.RpcResult(result, "primary")
+
+    rc.RpcClient.call = call
+
+
 def _idempotency_ignored() -> None:
     """I1: the Idempotency-Key header is ignored."""
     from omnihub_ref import functions as fn
@@ -356,6 +388,7 @@ FAULTS = {
     "fallback_on_connect_errors_only": _fallback_on_connect_errors_only,
     "rpc_error_as_success": _rpc_error_as_success,
     "broadcast_retry_forever": _broadcast_retry_forever,
+    "reads_from_cache_on_error": _reads_from_cache_on_error,
     "idempotency_ignored": _idempotency_ignored,
     "apikey_only": _apikey_only,
     "redis_fail_open": _redis_fail_open,
