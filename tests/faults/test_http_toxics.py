@@ -358,7 +358,8 @@ def test_answers_written_in_parts_are_not_held_for_delayed_acks(
         t0 = time.perf_counter()
         assert via.post("/", json=rpc("m", i)).status_code == 200
         took.append(time.perf_counter() - t0)
-    assert sorted(took)[10] < 0.02, f"median {sorted(took)[10] * 1000:.1f} ms"
+    # Linux holds an ACK at least 40 ms: a median under 35 ms on a busy machine shows none held
+    assert sorted(took)[10] < 0.035, f"median {sorted(took)[10] * 1000:.1f} ms"
 
 
 def test_an_exchange_in_flight_when_the_toxic_arrives_passes_untouched(
