@@ -35,6 +35,34 @@ def _s(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.2f}"
 
 
+def clause_ranges(clauses: list[str]) -> str:
+    """`C2,C5,C6,C7,O1` -> `C2,C5-C7,O1`: a drill's clauses in a narrow column."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            out.append(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}")
+            run.clear()
+
+    for c in clauses:
+        prev = run[-1] if run else ""
+        if (
+            prev
+            and c[:1] == prev[:1]
+            and c[1:].isdigit()
+            and prev[1:].isdigit()
+            and int(c[1:]) == int(prev[1:]) + 1
+            and len(run) >= 1
+        ):
+            run.append(c)
+            continue
+        flush()
+        run.append(c)
+    flush()
+    return ",".join(out)
+
+
 def short_name(file: str) -> str:
     """A drill's or scenario's file stem: what fits a CI log's 80 columns."""
     return Path(file).stem or file
@@ -113,9 +141,10 @@ class Progress:
     def table(self, outcomes: list[Any], scenarios: list[Any], journal_path: str) -> None:
         """Short names and seconds, so that a CI log 80 columns wide shows one line a drill;
         full titles and each time's resolution are in the report."""
-        t = Table(title="omnidrill run", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        # one space between columns (the box's), none at the edges: 80 columns hold it
+        t = Table(title="omnidrill run", box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
         t.add_column("drill", no_wrap=True)
-        t.add_column("clauses", overflow="fold")
+        t.add_column("clauses", no_wrap=True)
         t.add_column("verdict", no_wrap=True)
         for col in ("effect", "recover", "detect", "resolve"):
             t.add_column(col, justify="right", no_wrap=True)
@@ -123,7 +152,7 @@ class Progress:
             m = o.measurements
             t.add_row(
                 escape(short_name(o.file)),
-                ",".join(o.contract),
+                clause_ranges(o.contract),
                 _v(o.verdict),
                 _s(m.get("time_to_effect_s")),
                 _s(m.get("time_to_recover_s")),
@@ -133,7 +162,7 @@ class Progress:
         for s in scenarios:
             t.add_row(
                 escape(short_name(s["name"])),
-                ",".join(s.get("clauses", [])),
+                clause_ranges(s.get("clauses", [])),
                 _v(s["verdict"]),
                 "-",
                 "-",
