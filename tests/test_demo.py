@@ -45,13 +45,13 @@ def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
     standard = list((tmp_path / "chaos").glob("*.yaml"))
     drill_rows = drills[: len(standard)]
     assert len(drill_rows) == len(standard) >= 13, "every standard drill, P4's included"
-    skipped = [r for r in drill_rows if "skipped" in r.split("|")[3]]  # the verdict column
-    assert len(skipped) == 1 and "R7" in skipped[0].split("|")[2]
-    assert "no fault path 'redis'" in skipped[0]  # the summary says why
-    assert all("passed" in r for r in drill_rows if r not in skipped)
+    # every drill runs on the demo's embedded PostgreSQL and Redis, the Redis outage included
+    assert all("passed" in r.split("|")[3] for r in drill_rows), drill_rows  # verdict column
+    assert any("R7" in r.split("|")[2] for r in drill_rows)
+    n = len(standard)
+    assert f"demo: {n} drills: {n} passed, 0 failed, 0 skipped" in out
     assert "| smoke | ✅ passed |" in summary
     assert "| rate-limit | ✅ passed | 6/6 |" in summary
-    assert "embedded backends" in out
     html = (run_dir / "report.html").read_text()
     # load thresholds with their measured values, and the rate-limit clauses, in the report
     assert re.search(

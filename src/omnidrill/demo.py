@@ -36,24 +36,24 @@ def _inputs(root: Path) -> list[Path]:
     return [root / DRILLS, *(root / s for s in SCENARIOS)]
 
 
-def _explain_skips(out: Path, say: Callable[[str], None]) -> None:
-    """Say why a drill was skipped, in the demo's terms (the summary has the engine's reason)."""
+def _summarize(out: Path, say: Callable[[str], None]) -> None:
+    """Count the drills by verdict (skips included, so a newcomer sees none was left out) and
+    say why any drill was skipped (the summary has the engine's reason)."""
     from omnidrill.report.journal import JournalError, read_run
 
     try:
         run = read_run(out / "journal.json")
     except JournalError:
         return
+    counts = {v: sum(d.verdict == v for d in run.drills) for v in ("passed", "failed", "skipped")}
+    others = len(run.drills) - sum(counts.values())
+    say(
+        f"demo: {len(run.drills)} drills: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped" + (f", {others} inconclusive or aborted" if others else "")
+    )
     for d in run.drills:
-        if d.verdict != "skipped":
-            continue
-        say(f"demo: skipped {d.title}: {d.reason}")
-        if "R7" in d.clauses:
-            say(
-                "demo: the demo's stack runs on its embedded backends (SQLite, rate limits and "
-                "idempotency in memory), so there is no Redis to cut; `omnidrill up --redis "
-                "redis://...` gives this drill one"
-            )
+        if d.verdict == "skipped":
+            say(f"demo: skipped {d.title}: {d.reason}")
 
 
 def run_demo(
@@ -89,7 +89,7 @@ def run_demo(
         else:
             os.environ["OMNIDRILL_STATE_DIR"] = old_state
     took = time.monotonic() - started
-    _explain_skips(out, say)
+    _summarize(out, say)
     say(f"demo: exit {code} after {took:.0f} s")
     say(f"demo: report  {out / 'report.html'}")
     say(f"demo: summary {out / 'summary.md'}   history {out.parent / 'index.html'}")

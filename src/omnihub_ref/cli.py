@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from omnidrill import secrets
 from omnihub_ref.config import RATE_ALGORITHMS
 
 if TYPE_CHECKING:
@@ -22,37 +23,96 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
+# Paragraphs of one line each: the help screen wraps them to the terminal's width.
+UP_HELP = "\n\n".join(
+    [
+        "Start the reference OmniHub stack, one process per part, until Ctrl-C or SIGTERM.",
+        "Parts: PostgreSQL and Redis (embedded from their wheels unless --postgres / --redis), "
+        "the control API, two mock RPC providers, the fault proxy and N functions instances. "
+        "A part that stops on its own stops the stack: `up` says which and exits 5.",
+        "Reads these variables of CONTRACT section 8 (a flag wins over its variable): "
+        "DATABASE_URL, REDIS_URL, RPC_PRIMARY_URL, RPC_FALLBACK_URL, CONTROL_API_URL, "
+        "RATE_LIMIT, RATE_WINDOW_S, RATE_ALGORITHM, APPROVAL_TTL_S, RPC_TIMEOUT_MS, "
+        "CONTROLS_TTL_MS, CONTROLS_TIMEOUT_MS, ANON_KEY and SERVICE_ROLE_KEY (random keys when "
+        "unset), TRUST_FORWARDED_FOR, SENTRY_DSN, DD_API_KEY and DD_SITE (with --datadog).",
+        "An http:// URL given for a provider or the control API is reached through the fault "
+        "proxy, so drills can cut it; an https:// one is reached directly (a TCP proxy would "
+        "break its TLS) and the profile offers no path for it: drills that need one are "
+        "reported skipped.",
+    ]
+)
+
+
 def up(
     profile_out: Annotated[
         Path, typer.Option("--profile-out", help="where to write the target profile")
     ] = Path("targets/local.yaml"),
     run_dir: Annotated[
         Path | None,
-        typer.Option("--run-dir", help="folder for the SQLite file and logs (default .omnidrill/)"),
+        typer.Option(
+            "--run-dir",
+            help="folder for the parts' logs, the embedded databases and the telemetry lines "
+            "(default .omnidrill/)",
+        ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address every part listens on")] = (
         "127.0.0.1"
     ),
     base_port: Annotated[
         int,
-        typer.Option("--base-port", help="first port of the stack's block; 0: OS-chosen ports"),
+        typer.Option(
+            "--base-port",
+            help="first port of the stack's block (instance 0 on it, the other parts after "
+            "it; see the README); 0: OS-chosen ports",
+        ),
     ] = 54321,
     instances: Annotated[
-        int, typer.Option("--instances", help="function instances sharing limiter and store")
+        int, typer.Option("--instances", help="functions instances, one process each")
     ] = 1,
     postgres: Annotated[
         str | None,
         typer.Option(
-            "--postgres", help="Postgres DSN for the control tables", envvar="DATABASE_URL"
+            "--postgres",
+            help="Postgres DSN for the control tables (default: an embedded PostgreSQL)",
+            envvar="DATABASE_URL",
         ),
     ] = None,
     redis: Annotated[
         str | None,
-        typer.Option("--redis", help="Redis URL for limiter and idempotency", envvar="REDIS_URL"),
+        typer.Option(
+            "--redis",
+            help="Redis URL for limiter and idempotency (default: an embedded Redis)",
+            envvar="REDIS_URL",
+        ),
     ] = None,
     redis_prefix: Annotated[
         str, typer.Option("--redis-prefix", help="prefix of every Redis key")
     ] = "omnihub:",
+    rpc_primary_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-primary-url",
+            help="an external primary provider instead of the mock one",
+            envvar="RPC_PRIMARY_URL",
+        ),
+    ] = None,
+    rpc_fallback_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-fallback-url",
+            help="an external fallback provider instead of the mock one",
+            envvar="RPC_FALLBACK_URL",
+        ),
+    ] = None,
+    control_api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--control-api-url",
+            help="an external control API (…/rest/v1, with SERVICE_ROLE_KEY) instead of the "
+            "stack's own and its database",
+            envvar="CONTROL_API_URL",
+        ),
+    ] = None,
     fast: Annotated[
         bool,
         typer.Option(
@@ -114,7 +174,6 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Start the reference OmniHub stack (functions, control API, providers, fault proxy)."""
     # the stack pulls in the servers and their clients: only when `up` really runs
     import asyncio
 
@@ -134,6 +193,9 @@ def up(
         postgres=postgres,
         redis=redis,
         redis_prefix=redis_prefix,
+        rpc_primary_url=rpc_primary_url,
+        rpc_fallback_url=rpc_fallback_url,
+        control_api_url=control_api_url,
         fast=fast,
         rate_limit=rate_limit,
         rate_window_s=rate_window_s,
@@ -163,41 +225,50 @@ def up(
     console.print("stack stopped")
 
 
+up.__doc__ = UP_HELP
+
+
 def stack_table(stack: RunningStack) -> Table:
-    """What runs where, for the terminal."""
+    """What runs where, one process per part, for the terminal."""
     table = Table(title="omnidrill reference stack", show_lines=False)
     table.add_column("part")
+    table.add_column("pid", justify="right")
     table.add_column("where", overflow="fold")
     table.add_column("notes", overflow="fold")
+
+    def row(part: str, label: str, where: str, note: str = "") -> None:
+        pid = stack.pids.get(part)
+        table.add_row(label, str(pid) if pid else "-", where, note or stack.notes.get(part, ""))
+
     for i, url in enumerate(stack.instance_urls):
-        table.add_row(f"functions #{i}", f"{url}/functions/v1", "anon key in the profile")
-    opts = stack.options
-    table.add_row(
-        "control API",
-        stack.urls["control_api"],
-        "Postgres" if opts.postgres else "SQLite " + str(opts.run_dir / "control.sqlite"),
-    )
-    table.add_row("RPC primary", stack.urls["rpc_primary"], "mock provider, direct")
-    table.add_row("RPC fallback", stack.urls["rpc_fallback"], "mock provider, direct")
-    table.add_row("fault proxy API", stack.urls["toxiproxy"], "Toxiproxy-compatible")
+        row(f"functions-{i}", f"functions #{i}", f"{url}/functions/v1")
+    row("control_api", "control API", stack.urls["control_api"])
+    if "postgres" in stack.urls:
+        row("postgres", "PostgreSQL", secrets.scrub(stack.urls["postgres"]))
+    row("redis", "Redis", secrets.scrub(stack.urls["redis"]))
+    row("rpc_primary", "RPC primary", stack.urls["rpc_primary"])
+    row("rpc_fallback", "RPC fallback", stack.urls["rpc_fallback"])
+    row("faultproxy", "fault proxy API", stack.urls["toxiproxy"])
     for p in stack.proxies:
-        table.add_row(f"  path {p['name']}", p["listen"], f"→ {p['upstream']}")
+        table.add_row(f"  path {p['name']}", "", p["listen"], f"→ {p['upstream']}")
     lim = stack.profile["limits"]
     table.add_row(
         "limits",
+        "",
         f"{lim['rate_limit']} per {lim['rate_window_s']} s ({lim['rate_algorithm']})",
-        "Redis" if opts.redis else "in memory",
+        "in Redis",
     )
     sinks = ["JSON lines"]
-    sinks += ["Datadog"] if opts.datadog else []
-    sinks += ["Sentry"] if opts.sentry_dsn else []
-    table.add_row("telemetry", stack.urls.get("telemetry_log", ""), " + ".join(sinks))
+    sinks += ["Datadog"] if stack.options.datadog else []
+    sinks += ["Sentry"] if stack.options.sentry_dsn else []
+    table.add_row("telemetry", "", stack.urls.get("telemetry_log", ""), " + ".join(sinks))
+    if stack.work_dir is not None:
+        table.add_row("logs", "", str(stack.work_dir / "logs"), "one file per part")
     return table
 
 
 def main() -> None:
     """`python -m omnihub_ref`: the stack's command, which `omnidrill up` runs."""
-    from omnidrill import secrets
     from omnidrill.cliutil import HELP_OPTIONS, show_flags_as_flags, usage_errors
 
     show_flags_as_flags()
@@ -210,7 +281,9 @@ def main() -> None:
     try:
         app(standalone_mode=False, prog_name="omnidrill up")
     except OmnidrillError as exc:
-        Console(stderr=True).print(f"error: {secrets.scrub(str(exc))}", highlight=False)
+        Console(stderr=True).print(
+            f"error: {secrets.scrub(str(exc))}", highlight=False, markup=False
+        )
         raise SystemExit(int(exc.exit_code)) from None
     except usage_errors() as exc:
         exc.show()  # type: ignore[attr-defined]

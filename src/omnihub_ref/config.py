@@ -25,7 +25,7 @@ class FunctionsConfig:
     control_api_url: str = ""  # ends in /rest/v1
     anon_key: str = ""
     service_role_key: str = ""
-    redis_url: str | None = None  # None: in-memory limiter and idempotency store
+    redis_url: str | None = None  # required by the functions; None only in unit tests
     redis_prefix: str = "omnihub:"
     rate_limit: int = 100
     rate_window_s: int = 60

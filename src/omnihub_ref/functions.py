@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from omnidrill.errors import UsageError
 from omnihub_ref.config import (
     APPROVAL_THRESHOLD_USD,
     CRITICAL_THRESHOLD_USD,
@@ -35,17 +36,11 @@ from omnihub_ref.functions_validate import (
 )
 from omnihub_ref.idempotency import (
     IdempotencyStore,
-    MemoryIdempotencyStore,
     RedisIdempotencyStore,
     StoreUnavailable,
     fingerprint,
 )
-from omnihub_ref.limiter import (
-    LimiterUnavailable,
-    MemoryRateLimiter,
-    RateLimiter,
-    RedisRateLimiter,
-)
+from omnihub_ref.limiter import LimiterUnavailable, RateLimiter, RedisRateLimiter
 from omnihub_ref.rpc_client import RpcClient, RpcRejected, RpcUnavailable
 from omnihub_ref.telemetry import Telemetry
 
@@ -89,7 +84,7 @@ def refuse(status: int, code: str, message: str, **headers: str) -> Answer:
 
 @dataclass
 class Backends:
-    """State shared by every instance of one process: the limiter and the idempotency store."""
+    """What an instance keeps in Redis: the rate limiter and the idempotency store."""
 
     limiter: RateLimiter
     store: IdempotencyStore
@@ -103,15 +98,11 @@ class Backends:
 
 
 def build_backends(cfg: FunctionsConfig) -> Backends:
-    """In memory when no Redis URL is configured, else Redis (the limit is then global)."""
+    """The limiter and the idempotency store in the configured Redis (the limit is global)."""
     if not cfg.redis_url:
-        return Backends(
-            MemoryRateLimiter(cfg.rate_limit, cfg.rate_window_s, cfg.rate_algorithm),
-            MemoryIdempotencyStore(ttl_s=cfg.idempotency_ttl_s),
-        )
+        raise UsageError("the functions need REDIS_URL: the rate limit and idempotency live there")
     # A cut or slow Redis path must not hold a request past rpc_timeout (R7): the first Redis
-    # operation that times out answers 503, so half of rpc_timeout per operation is safe, and
-    # a quarter (200 ms with --fast) read a busy event loop as a Redis outage.
+    # operation that times out answers 503, so half of rpc_timeout per operation is safe.
     op_timeout = max(0.1, min(1.0, cfg.rpc_timeout_s / 2))
     client = aioredis.Redis.from_url(
         cfg.redis_url,

@@ -1,4 +1,4 @@
-"""Idempotency store of CONTRACT section 5, in memory or in Redis.
+"""Idempotency store of CONTRACT section 5, in Redis.
 
 A key is claimed atomically: the first request owns it and runs the operation; the others
 wait for its answer and replay it. A different body under the same key is a mismatch (I2).
@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -52,71 +50,6 @@ class IdempotencyStore(Protocol):
 
 
 _POLL_S = 0.02
-
-
-class MemoryIdempotencyStore:
-    """In-process store shared by every instance of one process."""
-
-    def __init__(
-        self,
-        ttl_s: float = DAY_S,
-        pending_ttl_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._ttl, self._pending_ttl, self._clock = ttl_s, pending_ttl_s, clock
-        self._lock = threading.Lock()
-        # key -> (fingerprint, state, status, body, expires_at)
-        self._rows: dict[str, tuple[str, str, int, dict[str, Any] | None, float]] = {}
-
-    def _try(self, key: str, fp: str) -> Claim | None:
-        now = self._clock()
-        with self._lock:
-            row = self._rows.get(key)
-            if row is not None and row[4] <= now:
-                del self._rows[key]
-                row = None
-            if row is None:
-                self._rows[key] = (fp, "pending", 0, None, now + self._pending_ttl)
-                return Claim("owner")
-            if row[0] != fp:
-                return Claim("mismatch")
-            if row[1] == "done":
-                return Claim("replay", row[2], row[3])
-            return None
-
-    async def claim(self, key: str, fp: str, wait_s: float) -> Claim:
-        deadline = time.monotonic() + wait_s
-        while True:
-            got = self._try(key, fp)
-            if got is not None:
-                return got
-            if time.monotonic() >= deadline:
-                return Claim("busy")
-            await asyncio.sleep(_POLL_S)
-
-    async def complete(self, key: str, fp: str, status: int, body: dict[str, Any]) -> None:
-        with self._lock:
-            if status in REMEMBERED_STATUSES:
-                self._rows[key] = (fp, "done", status, body, self._clock() + self._ttl)
-            elif key in self._rows and self._rows[key][1] == "pending":
-                del self._rows[key]
-            self._sweep()
-
-    async def release(self, key: str, fp: str) -> None:
-        with self._lock:
-            row = self._rows.get(key)
-            if row is not None and row[1] == "pending" and row[0] == fp:
-                del self._rows[key]
-
-    def _sweep(self) -> None:
-        if len(self._rows) < 10_000:
-            return
-        now = self._clock()
-        for k in [k for k, r in self._rows.items() if r[4] <= now]:
-            del self._rows[k]
-
-    async def close(self) -> None:
-        return None
 
 
 # claim: KEYS[1]; ARGV fingerprint, pending_ttl_ms. Returns {outcome, status, body}.

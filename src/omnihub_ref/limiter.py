@@ -1,4 +1,4 @@
-"""Rate limiters of CONTRACT section 4: fixed and sliding window, in memory or in Redis.
+"""Rate limiting of CONTRACT section 4 in Redis: fixed and sliding window, one Lua script.
 
 Only admitted requests are counted (429 answers do not count, R1). Windows are aligned to
 the epoch, as Upstash aligns them, so every instance that shares a store shares the windows.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,85 +46,6 @@ class RateLimiter(Protocol):
 def _retry_after(wait_s: float, window_s: int) -> int:
     """Whole seconds, at least 1 and at most the window (R3)."""
     return max(1, min(window_s, math.ceil(wait_s - 1e-9)))
-
-
-def fixed_window_decide(count: int, now: float, limit: int, window_s: int) -> tuple[bool, float]:
-    """(admit, seconds until a request would be admitted) for a fixed window."""
-    if count < limit:
-        return True, 0.0
-    return False, window_s - (now % window_s)
-
-
-def sliding_window_decide(
-    previous: int, current: int, now: float, limit: int, window_s: int
-) -> tuple[bool, float]:
-    """(admit, seconds until admitted) for Upstash's approximation.
-
-    The previous window's count is weighed by the part of it still inside the sliding
-    window and rounded down, as Upstash does; so once the next window starts at least one
-    request is admitted again, which keeps the wait within one window.
-    """
-    elapsed = now % window_s
-    weight = 1 - elapsed / window_s
-    if math.floor(previous * weight) + current < limit:
-        return True, 0.0
-    to_boundary = window_s - elapsed
-    room = limit - current
-    if room > 0 and previous > 0:
-        # floor(previous * w) < room  <=>  previous * w < room  (room is an integer)
-        needed_weight = room / previous
-        wait = (1 - needed_weight) * window_s - elapsed
-        # strictly past that instant, and never later than the boundary
-        return False, min(max(wait, 0.0) + 0.001, to_boundary)
-    return False, to_boundary
-
-
-class MemoryRateLimiter:
-    """In-process limiter: every instance in one process shares the counters (R5)."""
-
-    def __init__(
-        self,
-        limit: int,
-        window_s: int,
-        algorithm: str = "fixed_window",
-        clock: Clock = time.time,
-    ) -> None:
-        if algorithm not in RATE_ALGORITHMS:
-            raise ValueError(f"rate algorithm must be one of {RATE_ALGORITHMS}, got {algorithm!r}")
-        self.limit, self.window_s, self.algorithm, self._clock = limit, window_s, algorithm, clock
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, int], int] = {}
-        self._last_sweep = 0
-
-    async def hit(self, client: str) -> Decision:
-        return self.hit_sync(client)
-
-    def hit_sync(self, client: str) -> Decision:
-        now = self._clock()
-        win = int(now // self.window_s)
-        with self._lock:
-            self._sweep(win)
-            current = self._counts.get((client, win), 0)
-            if self.algorithm == "fixed_window":
-                ok, wait = fixed_window_decide(current, now, self.limit, self.window_s)
-            else:
-                previous = self._counts.get((client, win - 1), 0)
-                ok, wait = sliding_window_decide(previous, current, now, self.limit, self.window_s)
-            if ok:
-                self._counts[(client, win)] = current + 1
-                return Decision(True, 0, self.limit - current - 1)
-        return Decision(False, _retry_after(wait, self.window_s), 0)
-
-    def _sweep(self, win: int) -> None:
-        # Drop windows older than the previous one, at most once per window.
-        if win == self._last_sweep:
-            return
-        self._last_sweep = win
-        for key in [k for k in self._counts if k[1] < win - 1]:
-            del self._counts[key]
-
-    async def close(self) -> None:
-        return None
 
 
 # KEYS[1] current window counter, KEYS[2] previous window counter.

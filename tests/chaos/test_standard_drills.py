@@ -1,4 +1,5 @@
-"""Every standard drill passes against the reference stack: embedded, and on Postgres + Redis."""
+"""Every standard drill passes against the reference stack: its embedded backends, and external
+Postgres + Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 from chaos.drillkit import CHAOS, Stack, run_drills, start_stack
 
 DRILLS = sorted(p.stem for p in CHAOS.glob("*.yaml"))
-NEEDS_REDIS = {"redis-outage"}
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +51,31 @@ def test_the_standard_suite_is_complete() -> None:
 def test_drill_passes_on_embedded_stack(embedded: Stack, drill: str, tmp_path: Path) -> None:
     result = run_drills(embedded, drill, report=tmp_path / "report")
     record = result.drill(drill)
-    if drill in NEEDS_REDIS:
-        assert record["verdict"] == "skipped", result.output
-        assert "redis" in record["reason"]
-        assert result.code == 0
-        strict = run_drills(embedded, drill, report=tmp_path / "strict", strict=True)
-        assert strict.code == 1, "a skipped drill counts as a failure under --strict"
-        return
     assert record["verdict"] == "passed", result.output
     assert result.code == 0
     assert result.journal["pending_undos"] == []
     limited = sum(b["by_status"].get("429", 0) for b in result.journal["traffic"])
     assert limited == 0, "drill traffic stays clear of the rate limit (CONTRACT section 4)"
+
+
+@pytest.mark.serial
+def test_a_path_the_profile_does_not_offer_skips_its_drill(embedded: Stack, tmp_path: Path) -> None:
+    """Without a `redis` path the Redis-outage drill is skipped, and --strict counts that."""
+    import yaml
+
+    data = dict(embedded.profile)
+    proxies = [p for p in data["faults"]["proxies"] if p["name"] != "redis"]
+    data["faults"] = {**data["faults"], "proxies": proxies}
+    path = tmp_path / "no-redis-path.yaml"
+    path.write_text(yaml.safe_dump(data))
+    narrow = Stack(path, data, tmp_path)
+    result = run_drills(narrow, "redis-outage", report=tmp_path / "report")
+    record = result.drill("redis-outage")
+    assert record["verdict"] == "skipped", result.output
+    assert "redis" in record["reason"]
+    assert result.code == 0
+    strict = run_drills(narrow, "redis-outage", report=tmp_path / "strict", strict=True)
+    assert strict.code == 1, "a skipped drill counts as a failure under --strict"
 
 
 @pytest.mark.serial

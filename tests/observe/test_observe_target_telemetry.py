@@ -27,7 +27,7 @@ ROW = {
 HEADERS = {"apikey": ANON, "Authorization": f"Bearer {ANON}"}
 
 
-async def _drive(log: io.StringIO) -> None:
+async def _drive(log: io.StringIO, redis_url: str, redis_prefix: str) -> None:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -59,6 +59,8 @@ async def _drive(log: io.StringIO) -> None:
         rpc_timeout_ms=800,
         rate_limit=1000,
         rate_window_s=60,
+        redis_url=redis_url,
+        redis_prefix=f"{redis_prefix}observe:",
     )
     backends = build_backends(cfg)
     fn = Functions(cfg, backends, Telemetry(log))
@@ -81,10 +83,10 @@ async def _drive(log: io.StringIO) -> None:
 
 
 @pytest.fixture(scope="module")
-def emitted() -> list[Series]:
+def emitted(redis_url: str, redis_prefix: str) -> list[Series]:
     """Every (metric, tags) the instance reported, with the base tag its Datadog sink adds."""
     log = io.StringIO()
-    asyncio.run(_drive(log))
+    asyncio.run(_drive(log, redis_url, redis_prefix))
     out = []
     for line in log.getvalue().splitlines():
         rec = json.loads(line)

@@ -1,7 +1,8 @@
 """Live reference stacks for the contract tests.
 
-Two stacks per session: the embedded backends (SQLite, in-memory limiter, fixed window) and
-Postgres + Redis (sliding window), each with two function instances and the --fast values.
+Two stacks per session: the embedded backends (PostgreSQL and Redis from their wheels, fixed
+window) and the machine's own Postgres + Redis (sliding window), each with two function
+instances, one process each, and the --fast values.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The control API over real HTTP, on SQLite and on Postgres: reads, writes, keys, audit, errors."""
+"""The control API over real HTTP, on Postgres: reads, writes, keys, audit, errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,20 +31,14 @@ def keys(key: str) -> dict[str, str]:
     return {"apikey": key, "Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A freshly migrated store: its own SQLite file, or its own schema of the session database."""
-    if request.param == "sqlite":
-        s = open_store(None, tmp_path / "control.sqlite")
-        yield s
-        s.close()
-        return
-    dsn = request.getfixturevalue("pg_dsn")
+@pytest.fixture
+def store(pg_dsn: str) -> Iterator[Store]:
+    """A freshly migrated store in a schema of its own of the session database."""
     schema = f"ctl_{uuid.uuid4().hex[:12]}"
-    s = open_store(dsn, tmp_path / "unused.sqlite", pg_schema=schema)
+    s = open_store(pg_dsn, pg_schema=schema)
     yield s
     s.close()
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -51,13 +50,13 @@ def test_shipped_migrations_are_named_like_supabase_ones() -> None:
 
 @pytest.mark.postgres
 def test_postgres_migrations_apply_once_and_keep_data(pg_dsn: str, pg_schema: str) -> None:
-    first = open_store(pg_dsn, "", pg_schema=pg_schema)
+    first = open_store(pg_dsn, pg_schema=pg_schema)
     try:
         assert first.migrate() == []  # open_store already applied everything
         _flip(first, "kept")
     finally:
         first.close()
-    second = open_store(pg_dsn, "", pg_schema=pg_schema)
+    second = open_store(pg_dsn, pg_schema=pg_schema)
     try:
         (row,) = _controls(second)
         assert row["reason"] == "kept" and row["omnihub_kill_switch"] is True
@@ -82,7 +81,7 @@ def test_concurrent_migrations_of_one_schema_do_not_collide(pg_dsn: str, pg_sche
     def start() -> None:
         try:
             barrier.wait()
-            open_store(pg_dsn, "", pg_schema=pg_schema).close()
+            open_store(pg_dsn, pg_schema=pg_schema).close()
         except BaseException as exc:
             errors.append(exc)
 
@@ -92,14 +91,14 @@ def test_concurrent_migrations_of_one_schema_do_not_collide(pg_dsn: str, pg_sche
     for t in threads:
         t.join(60)
     assert errors == []
-    with open_store(pg_dsn, "", pg_schema=pg_schema) as store:
+    with open_store(pg_dsn, pg_schema=pg_schema) as store:
         assert len(_controls(store)) == 1
 
 
 @pytest.mark.postgres
 def test_triggers_audit_direct_sql_writers(pg_dsn: str, pg_schema: str) -> None:
     """An operator flipping the row with plain SQL (the direct-Postgres path) is audited too."""
-    with open_store(pg_dsn, "", pg_schema=pg_schema) as store:
+    with open_store(pg_dsn, pg_schema=pg_schema) as store:
         before = _controls(store)[0]
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
@@ -114,22 +113,11 @@ def test_triggers_audit_direct_sql_writers(pg_dsn: str, pg_schema: str) -> None:
         assert after["updated_at"] > before["updated_at"]
 
 
-def test_sqlite_schema_applies_once_and_the_file_keeps_data(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "control.sqlite"
-    with open_store(None, path) as store:
-        assert store.migrate() == []
-        _flip(store, "kept")
-    with open_store(None, path) as store:
-        (row,) = _controls(store)
-        assert row["reason"] == "kept"
-        assert len(store.select(parse_read(AUDIT_LOGS, []))) == 1
-
-
-def test_open_store_rejects_bad_settings(tmp_path: Path) -> None:
+def test_open_store_rejects_bad_settings() -> None:
     with pytest.raises(UsageError, match="postgresql://"):
-        open_store("mysql://x", tmp_path / "x.sqlite")
+        open_store("mysql://x")
     with pytest.raises(UsageError, match="schema"):
-        open_store("postgresql://127.0.0.1/x", tmp_path / "x.sqlite", pg_schema="Bad-Name")
+        open_store("postgresql://127.0.0.1/x", pg_schema="Bad-Name")
 
 
 def test_database_down_is_503_without_leaking_the_dsn() -> None:
@@ -152,8 +140,8 @@ def test_database_down_is_503_without_leaking_the_dsn() -> None:
     assert password not in resp.text and "Traceback" not in resp.text
 
 
-def test_control_app_refuses_unusable_keys(tmp_path: Path) -> None:
-    with open_store(None, tmp_path / "c.sqlite") as store:
+def test_control_app_refuses_unusable_keys() -> None:
+    with PostgresStore("postgresql://127.0.0.1:1/never-connected") as store:
         with pytest.raises(ValueError, match="differ"):
             create_control_app(store, anon_key="same-key", service_role_key="same-key")
         with pytest.raises(ValueError, match="both"):
@@ -168,7 +156,7 @@ def test_connections_killed_while_idle_are_replaced(
     from omnihub_ref.stores import postgres_store
 
     monkeypatch.setattr(postgres_store, "_VALIDATE_AFTER_IDLE_S", 0.0)
-    with open_store(pg_dsn, "", pg_schema=pg_schema) as store:
+    with open_store(pg_dsn, pg_schema=pg_schema) as store:
         assert len(_controls(store)) == 1
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
             killed = admin.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
@@ -94,7 +95,7 @@ def _refused(url: str) -> bool:
 def test_up_writes_a_valid_profile_uses_its_port_block_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
-    base = _free_block(12)
+    base = _free_block(21)
     proc = _up(
         tmp_path,
         "--base-port",
@@ -116,13 +117,14 @@ def test_up_writes_a_valid_profile_uses_its_port_block_and_stops_on_ctrl_c(
         TargetProfile.model_validate(profile)
         assert profile["name"] == "local" and profile["environment"] == "dev"
         assert profile["base_url"] == f"http://127.0.0.1:{base}"
-        assert profile["instances"] == [f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 10}"]
+        assert profile["instances"] == [f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 20}"]
         assert profile["controls"]["url"] == f"http://127.0.0.1:{base + 1}/rest/v1"
         assert profile["faults"]["toxiproxy_url"] == f"http://127.0.0.1:{base + 4}"
         assert [p["name"] for p in profile["faults"]["proxies"]] == [
             "rpc_primary",
             "rpc_fallback",
             "control_plane",
+            "redis",
         ]
         assert profile["clients"] == {"forwarded_for": True}
         assert profile["limits"]["rate_limit"] == 7
@@ -275,3 +277,153 @@ def test_an_unreachable_redis_is_inconclusive(tmp_path: Path) -> None:
         pass
     assert "exited with code 5" in str(err.value) and "does not answer PING" in str(err.value)
     assert "hush-" not in (tmp_path / "stack.log").read_text()
+
+
+PARTS = {
+    "postgres",
+    "redis",
+    "control_api",
+    "rpc_primary",
+    "rpc_fallback",
+    "faultproxy",
+    "functions-0",
+    "functions-1",
+}
+
+
+def _parts(pid: int) -> dict[str, int]:
+    """The supervisor's children, by the part name it gave each (OMNIHUB_PART)."""
+    import psutil
+
+    found = {}
+    for child in psutil.Process(pid).children():
+        try:
+            found[child.environ().get("OMNIHUB_PART", child.name())] = child.pid
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _gone(pids: list[int], within_s: float = 15.0) -> list[int]:
+    """The pids still alive after waiting up to within_s."""
+    import psutil
+
+    deadline = time.monotonic() + within_s
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [
+            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+        ]
+        time.sleep(0.1)
+    return alive
+
+
+def test_one_process_per_part_and_a_killed_instance_stops_up(tmp_path: Path) -> None:
+    proc = _up(tmp_path, "--base-port", "0", "--instances", "2", "--fast")
+    try:
+        _wait_profile(proc, tmp_path / "local.yaml")
+        parts = _parts(proc.pid)
+        assert set(parts) == PARTS, parts
+        os.kill(parts["functions-1"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 5, out
+    assert f"functions-1 (pid {parts['functions-1']}) was killed by SIGKILL" in out, out
+    assert "Traceback" not in out
+    assert _gone(list(parts.values())) == [], "every other part is stopped with the stack"
+
+
+def test_no_part_outlives_a_killed_supervisor(tmp_path: Path) -> None:
+    proc = _up(tmp_path, "--base-port", "0", "--fast")
+    try:
+        profile = _wait_profile(proc, tmp_path / "local.yaml")
+        parts = _parts(proc.pid)
+        assert len(parts) == len(PARTS) - 1
+        left = tmp_path / "run" / f"stack-{proc.pid}"
+        pgdata = (left / "pgdata").resolve()
+        assert (pgdata / "PG_VERSION").exists()
+    finally:
+        proc.kill()  # SIGKILL: no handler, no clean-up code runs
+        proc.wait(timeout=10)
+    assert _gone(list(parts.values())) == [], "the parent-death signal stopped every part"
+    assert all(_refused(url) for url in profile["instances"])
+    # the next stack on the same run dir clears what the killed one left
+    with launch_stack(["--base-port", "0", "--fast"], tmp_path, timeout_s=60):
+        pass
+    assert not left.exists() and not pgdata.exists()
+
+
+def test_sigterm_stops_every_part(tmp_path: Path) -> None:
+    proc = _up(tmp_path, "--base-port", "0")
+    try:
+        _wait_profile(proc, tmp_path / "local.yaml")
+        parts = _parts(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stack stopped" in out
+    assert _gone(list(parts.values()), within_s=10) == []
+
+
+def test_up_help_names_every_contract_variable_it_reads() -> None:
+    """CONTRACT section 8: every variable of the reference target, in `omnidrill up --help`."""
+    named = [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "RPC_PRIMARY_URL",
+        "RPC_FALLBACK_URL",
+        "CONTROL_API_URL",
+        "RATE_LIMIT",
+        "RATE_WINDOW_S",
+        "APPROVAL_TTL_S",
+        "RPC_TIMEOUT_MS",
+        "CONTROLS_TTL_MS",
+        "CONTROLS_TIMEOUT_MS",
+        "ANON_KEY",
+        "SERVICE_ROLE_KEY",
+        "TRUST_FORWARDED_FOR",
+        "SENTRY_DSN",
+        "DD_API_KEY",
+        "DD_SITE",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "omnidrill.cli", "up", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    help_text = " ".join(done.stdout.split())
+    assert [v for v in named if v not in help_text] == []
+
+
+def test_external_providers_from_the_contract_variables(tmp_path: Path) -> None:
+    """RPC_PRIMARY_URL over http: reached through the fault proxy's path, named in the profile
+    by its variable; RPC_FALLBACK_URL over https: reached directly, so no path is offered."""
+    from omnihub_ref.rpc_mock import create_rpc_app
+    from omnihub_ref.serving import serve_in_thread
+
+    with serve_in_thread(create_rpc_app("primary")) as primary:
+        env = {
+            "RPC_PRIMARY_URL": primary.url,
+            "RPC_FALLBACK_URL": "https://fallback.invalid/v3/project",
+        }
+        with launch_stack(["--base-port", "0", "--fast"], tmp_path, env=env) as (_, profile):
+            assert profile["rpc_direct"]["primary"] == {"env": "RPC_PRIMARY_URL"}
+            assert profile["rpc_direct"]["fallback"] == {"env": "RPC_FALLBACK_URL"}
+            paths = {p["name"]: p["upstream"] for p in profile["faults"]["proxies"]}
+            assert paths["rpc_primary"] == f"127.0.0.1:{primary.port}"
+            assert "rpc_fallback" not in paths
+            key = profile["keys"]["anon"]["value"]
+            r = httpx.post(
+                f"{profile['base_url']}/functions/v1/wallet-balance",
+                json={"address": "0x" + "33" * 20},
+                headers={"apikey": key, "Authorization": f"Bearer {key}"},
+            )
+            assert r.status_code == 200 and r.headers["X-RPC-Provider"] == "primary", r.text
+            calls = httpx.get(f"{primary.url}/__calls").json()["calls"]
+            assert [c["method"] for c in calls] == ["eth_getBalance"]

@@ -55,6 +55,15 @@ class FakeControlPlane:
         return JSONResponse(body, status_code=status)
 
 
+REDIS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _redis(redis_url: str, redis_prefix: str) -> None:
+    """The instances of this module keep their limiter and idempotency keys in the test Redis."""
+    REDIS.update(url=redis_url, prefix=f"{redis_prefix}telemetry:")
+
+
 async def _with_instance(
     test: Callable[[str, FakeControlPlane, io.StringIO], Awaitable[None]],
     telemetry_kw: dict[str, Any] | None = None,
@@ -74,6 +83,8 @@ async def _with_instance(
         rpc_timeout_ms=800,
         rate_limit=1000,
         rate_window_s=60,
+        redis_url=REDIS["url"],
+        redis_prefix=REDIS["prefix"],
     )
     log = io.StringIO()
     tm = Telemetry(log, **(telemetry_kw or {}))

@@ -1,4 +1,4 @@
-"""The rate limiters and the idempotency store, through their Python API (R1-R3, R5, I1)."""
+"""The Redis rate limiter and idempotency store, through their Python API (R1-R3, R5, I1)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,8 @@ import math
 
 import pytest
 
-from omnihub_ref.idempotency import (
-    MemoryIdempotencyStore,
-    RedisIdempotencyStore,
-    fingerprint,
-)
-from omnihub_ref.limiter import (
-    LimiterUnavailable,
-    MemoryRateLimiter,
-    RedisRateLimiter,
-    sliding_window_decide,
-)
+from omnihub_ref.idempotency import RedisIdempotencyStore, fingerprint
+from omnihub_ref.limiter import LimiterUnavailable, RedisRateLimiter
 
 
 class FakeClock:
@@ -31,25 +22,19 @@ class FakeClock:
 _seq = iter(range(1_000_000))
 
 
-@pytest.fixture(params=["memory", "redis"])
-def make_limiter(request):
-    """A factory of limiters of either backend over a fake clock (call it inside a loop)."""
-    target = None
-    if request.param == "redis":
-        target = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+@pytest.fixture
+def make_limiter(redis_url: str, redis_prefix: str):
+    """A factory of limiters over a fake clock, each with keys of its own (call it in a loop)."""
 
     def make(limit: int, window_s: int, algorithm: str, clock: FakeClock):
-        if target is None:
-            return MemoryRateLimiter(limit, window_s, algorithm, clock=clock)
         import redis.asyncio as aioredis
 
-        url, prefix = target
         return RedisRateLimiter(
-            aioredis.Redis.from_url(url),
+            aioredis.Redis.from_url(redis_url),
             limit,
             window_s,
             algorithm,
-            prefix=f"{prefix}lim{next(_seq)}:",
+            prefix=f"{redis_prefix}lim{next(_seq)}:",
             clock=clock,
         )
 
@@ -136,24 +121,39 @@ def test_sliding_window_weighs_the_previous_window(make_limiter) -> None:
     run(go())
 
 
-def test_sliding_window_flood_averages_at_most_the_limit() -> None:
-    clock = FakeClock(6_000_000.0)
-    lim = MemoryRateLimiter(10, 10, "sliding_window", clock=clock)
-    admitted = 0
-    for _ in range(600):  # 60 s of 10 requests per second
-        admitted += lim.hit_sync("c").allowed
-        clock.t += 0.1
-    assert admitted <= 10 * 6 + 10  # six windows, plus the first window's burst
+def test_sliding_window_flood_averages_at_most_the_limit(make_limiter) -> None:
+    async def go() -> int:
+        clock = FakeClock(6_000_000.0)
+        lim = make_limiter(10, 10, "sliding_window", clock)
+        admitted = 0
+        for _ in range(600):  # 60 s of 10 requests per second
+            admitted += (await lim.hit("c")).allowed
+            clock.t += 0.1
+        return admitted
+
+    assert asyncio.run(go()) <= 10 * 6 + 10  # six windows, plus the first window's burst
 
 
-def test_sliding_decide_waits_are_exact() -> None:
-    # previous 10, current 5, limit 10, half-way: floor(5)+5 = 10 -> refuse;
-    ok, wait = sliding_window_decide(10, 5, 5.0, 10, 10)
-    assert not ok
-    # admitted once floor(10*w) < 5, i.e. w < 0.5: just after 5.0 s
-    assert 0 < wait <= 0.01
-    ok, wait = sliding_window_decide(0, 10, 3.0, 10, 10)
-    assert not ok and math.isclose(wait, 7.0)
+def test_sliding_window_waits_are_exact(make_limiter) -> None:
+    async def go() -> None:
+        clock = FakeClock(8_000_000.0)  # a window boundary (window 10 s)
+        lim = make_limiter(10, 10, "sliding_window", clock)
+        assert sum(d.allowed for d in await hits(lim, "c", 10)) == 10
+        clock.t += 10
+        assert sum(d.allowed for d in await hits(lim, "c", 5)) == 0  # previous 10 weigh fully
+        clock.t += 5  # half-way: floor(10 * 0.5) = 5 weigh, 5 more fit
+        assert sum(d.allowed for d in await hits(lim, "c", 5)) == 5
+        refused = (await hits(lim, "c", 1))[0]
+        # previous 10, current 5: admitted again once floor(10 * w) < 5, just after mid-window
+        assert not refused.allowed and refused.retry_after_s == 1
+        clock2 = FakeClock(9_000_003.0)
+        other = make_limiter(10, 10, "sliding_window", clock2)
+        await hits(other, "d", 10)  # previous window full, 3 s into it, nothing in the next
+        clock2.t = 9_000_013.0
+        first = (await hits(other, "d", 8))[-1]  # floor(10*0.7) = 7 + 3 admitted: refused
+        assert not first.allowed and math.isclose(first.retry_after_s, 1)
+
+    asyncio.run(go())
 
 
 def test_redis_limiter_unreachable_raises_quickly() -> None:
@@ -177,17 +177,14 @@ def test_redis_limiter_unreachable_raises_quickly() -> None:
 # --- idempotency --------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_factory(request):
-    if request.param == "memory":
-        return lambda: MemoryIdempotencyStore()
-    url = request.getfixturevalue("redis_url")
-    prefix = request.getfixturevalue("redis_prefix")
-
+@pytest.fixture
+def store_factory(redis_url: str, redis_prefix: str):
     def make():
         import redis.asyncio as aioredis
 
-        return RedisIdempotencyStore(aioredis.Redis.from_url(url), prefix=f"{prefix}idemtest:")
+        return RedisIdempotencyStore(
+            aioredis.Redis.from_url(redis_url), prefix=f"{redis_prefix}idemtest{next(_seq)}:"
+        )
 
     return make
 
@@ -236,14 +233,20 @@ def test_fingerprint_ignores_key_order() -> None:
     assert fingerprint({"a": 1}) != fingerprint({"a": 1, "approval_id": "x"})
 
 
-def test_fixed_window_flood_averages_the_limit_and_at_most_twice_across_a_boundary() -> None:
-    clock = FakeClock(7_000_000.0 + 5)  # mid-window
-    lim = MemoryRateLimiter(10, 10, "fixed_window", clock=clock)
-    admitted_at: list[float] = []
-    for _ in range(600):  # 60 s of 10 requests per second
-        if lim.hit_sync("c").allowed:
-            admitted_at.append(clock.t)
-        clock.t += 0.1
+def test_fixed_window_flood_averages_the_limit_and_at_most_twice_across_a_boundary(
+    make_limiter,
+) -> None:
+    async def go() -> list[float]:
+        clock = FakeClock(7_000_000.0 + 5)  # mid-window
+        lim = make_limiter(10, 10, "fixed_window", clock)
+        admitted_at: list[float] = []
+        for _ in range(600):  # 60 s of 10 requests per second
+            if (await lim.hit("c")).allowed:
+                admitted_at.append(clock.t)
+            clock.t += 0.1
+        return admitted_at
+
+    admitted_at = asyncio.run(go())
     assert len(admitted_at) <= 10 * 7  # six full windows and the partial first
     # any rolling 10 s span holds at most 2 x limit
     for t in admitted_at:

@@ -1,4 +1,4 @@
-"""SQL text for reads and writes of the control tables, for SQLite and for Postgres."""
+"""SQL text for reads and writes of the control tables (PostgreSQL, through a Dialect)."""
 
 from __future__ import annotations
 

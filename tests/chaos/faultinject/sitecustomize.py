@@ -47,18 +47,18 @@ def _one_instance() -> None:
     from omnihub_ref import controls_client as cc
     from omnihub_ref import functions as fn
 
+    # Each instance is a process of its own; the supervisor names it in OMNIHUB_PART.
+    if os.environ.get("OMNIHUB_PART", "functions-0") == "functions-0":
+        return
     original = fn.Functions.__init__
-    count = {"n": 0}
 
     def init(self, *a, **kw):  # type: ignore[no-untyped-def]
         original(self, *a, **kw)
-        count["n"] += 1
-        if count["n"] > 1:
 
-            async def permissive(*a, **kw):  # type: ignore[no-untyped-def]
-                return cc.Controls(False, False, False, frozenset(), "table")
+        async def permissive(*a, **kw):  # type: ignore[no-untyped-def]
+            return cc.Controls(False, False, False, frozenset(), "table")
 
-            self.controls.controls = permissive
+        self.controls.controls = permissive
 
     fn.Functions.__init__ = init
 
