@@ -45,7 +45,7 @@ def _controls(store) -> list[dict]:
 def test_shipped_migrations_are_named_like_supabase_ones() -> None:
     files = migration_files()
     assert [v for v, _, _ in files] == sorted(v for v, _, _ in files)
-    assert {n for _, n, _ in files} == {"control_tables", "control_triggers"}
+    assert {n for _, n, _ in files} == {"control_tables", "control_triggers", "api_roles"}
 
 
 @pytest.mark.postgres
@@ -168,3 +168,25 @@ def test_connections_killed_while_idle_are_replaced(
         assert len(_controls(store)) == 1
         _flip(store, "after restart")
         assert _controls(store)[0]["reason"] == "after restart"
+
+
+@pytest.mark.postgres
+def test_row_level_security_admits_the_service_role_only(pg_dsn: str, pg_schema: str) -> None:
+    """The database itself refuses the anon role, and would show it no row (RLS, no policy)."""
+    open_store(pg_dsn, pg_schema=pg_schema).close()
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+        conn.execute("SET ROLE service_role")
+        assert conn.execute("SELECT count(*) FROM emergency_controls").fetchone() == (1,)
+        conn.execute("RESET ROLE")
+        conn.commit()
+        for table in ("emergency_controls", "approval_queue", "audit_logs"):
+            conn.execute("SET ROLE anon")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+            conn.rollback()
+        # granted a read by mistake, anon would still see nothing: no policy admits it
+        conn.execute("GRANT SELECT ON emergency_controls TO anon")
+        conn.execute("SET ROLE anon")
+        assert conn.execute("SELECT count(*) FROM emergency_controls").fetchone() == (0,)
+        conn.rollback()

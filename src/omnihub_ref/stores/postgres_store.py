@@ -31,6 +31,8 @@ _STATEMENT_TIMEOUT_MS = 5000
 _ACQUIRE_TIMEOUT_S = 5.0
 # A connection idle this long is checked before use: the server may have restarted meanwhile.
 _VALIDATE_AFTER_IDLE_S = 5.0
+# The role of the service-role key (Supabase's name); it bypasses row-level security.
+SERVICE_ROLE = "service_role"
 
 _CASTS = {
     Kind.UUID: "uuid",
@@ -87,16 +89,28 @@ def _alive(conn: psycopg.Connection) -> bool:
 class _Pool:
     """A few reusable connections; a broken one is dropped, never handed out again."""
 
-    def __init__(self, dsn: str, schema: str, max_size: int) -> None:
+    def __init__(self, dsn: str, schema: str, max_size: int, role: str | None) -> None:
         self._dsn = dsn
         self._schema = schema
         self._max = max_size
+        self._role = role
         self._idle: list[tuple[psycopg.Connection, float]] = []  # (connection, idle since)
         self._size = 0
         self._cond = threading.Condition()
         self._closed = False
 
     def _connect(self) -> psycopg.Connection:
+        conn = self.connect()
+        if self._role:
+            try:
+                conn.execute(pgsql.SQL("SET ROLE {}").format(pgsql.Identifier(self._role)))
+            except psycopg.Error as exc:
+                conn.close()
+                raise _map_error(exc) from None
+        return conn
+
+    def connect(self) -> psycopg.Connection:
+        """A new connection as the DSN's own user (the schema's owner), outside the pool."""
         try:
             conn = psycopg.connect(
                 self._dsn,
@@ -194,12 +208,21 @@ class PostgresStore(Store):
 
     backend = "postgres"
 
-    def __init__(self, dsn: str, *, schema: str = "public", pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        pool_size: int = 8,
+        role: str | None = SERVICE_ROLE,
+    ) -> None:
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema must be a lower-case SQL identifier, got {schema!r}")
         self.schema = schema
         self.dialect = PostgresDialect()
-        self._pool = _Pool(dsn, schema, pool_size)
+        # Requests run as the API role, so the grants and row-level security of the tables
+        # decide what they may do, as they do behind Supabase's PostgREST.
+        self._pool = _Pool(dsn, schema, pool_size, role)
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"  # never the DSN
@@ -233,7 +256,7 @@ class PostgresStore(Store):
 
     def migrate(self) -> list[str]:
         applied: list[str] = []
-        with self._pool.connection() as conn:
+        with self._pool.connect() as conn:  # as the owner: migrations create and grant
             try:
                 with conn.transaction():
                     # One migrator per schema at a time, even across processes.
