@@ -1,7 +1,7 @@
 """CONTRACT section 4: rate limiting (R1-R7) through the public surface.
 
-The embedded stack runs fixed_window (in memory), the Postgres/Redis stack sliding_window
-(in Redis); each test reads the algorithm from the stack's profile. Clients are told apart
+The embedded stack runs fixed_window, the external Postgres/Redis stack sliding_window (both
+in Redis); each test reads the algorithm from the stack's profile. Clients are told apart
 by X-Forwarded-For (the stack trusts it), one fresh address per test client.
 """
 
@@ -116,8 +116,7 @@ def test_r6_health_is_never_limited_and_does_not_count(target: Target) -> None:
 
 @pytest.mark.parametrize("how", ["down", "slow"])
 def test_r7_redis_unreachable_refuses_trades_and_serves_reads(target: Target, how: str) -> None:
-    if not target.has_proxy("redis"):
-        pytest.skip(f"the {target.name} stack keeps its limiter in memory (no redis path)")
+    assert target.has_proxy("redis"), "every reference stack offers the redis path"
     timeout_s = target.limits["rpc_timeout_ms"] / 1000
     if how == "down":
         target.proxy_enabled("redis", False)
