@@ -6,6 +6,7 @@ idempotency replay, approvals, then the operation. Every answer carries X-Trace-
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
@@ -34,13 +35,8 @@ from omnihub_ref.functions_validate import (
     validate_balance,
     validate_trade,
 )
-from omnihub_ref.idempotency import (
-    IdempotencyStore,
-    RedisIdempotencyStore,
-    StoreUnavailable,
-    fingerprint,
-)
-from omnihub_ref.limiter import LimiterUnavailable, RateLimiter, RedisRateLimiter
+from omnihub_ref.idempotency import RedisIdempotencyStore, StoreUnavailable, fingerprint
+from omnihub_ref.limiter import LimiterUnavailable, RedisRateLimiter
 from omnihub_ref.rpc_client import RpcClient, RpcRejected, RpcUnavailable
 from omnihub_ref.telemetry import Telemetry
 
@@ -82,19 +78,28 @@ def refuse(status: int, code: str, message: str, **headers: str) -> Answer:
     return Answer(status, {"error": message, "code": code}, dict(headers), code)
 
 
+# Connections to Redis an instance keeps, all opened before it says it is ready: a burst
+# waits for a free one (within the operation timeout) rather than opening dozens through the
+# fault proxy at the same moment, which on a busy machine outlasted the timeout.
+REDIS_POOL_SIZE = 16
+
+
 @dataclass
 class Backends:
     """What an instance keeps in Redis: the rate limiter and the idempotency store."""
 
-    limiter: RateLimiter
-    store: IdempotencyStore
-    redis: aioredis.Redis | None = None
+    limiter: RedisRateLimiter
+    store: RedisIdempotencyStore
+    redis: aioredis.Redis
+
+    async def warm_up(self) -> None:
+        """Open a few connections and load the scripts before the first request needs them."""
+        await asyncio.gather(*(self.redis.ping() for _ in range(REDIS_POOL_SIZE)))
+        await self.limiter.load_scripts()
+        await self.store.load_scripts()
 
     async def aclose(self) -> None:
-        await self.limiter.close()
-        await self.store.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await self.redis.aclose()
 
 
 def build_backends(cfg: FunctionsConfig) -> Backends:
@@ -102,15 +107,20 @@ def build_backends(cfg: FunctionsConfig) -> Backends:
     if not cfg.redis_url:
         raise UsageError("the functions need REDIS_URL: the rate limit and idempotency live there")
     # A cut or slow Redis path must not hold a request past rpc_timeout (R7): the first Redis
-    # operation that times out answers 503, so half of rpc_timeout per operation is safe.
-    op_timeout = max(0.1, min(1.0, cfg.rpc_timeout_s / 2))
-    client = aioredis.Redis.from_url(
+    # operation that times out answers 503 (a read goes on without the limiter), so three
+    # quarters of rpc_timeout per operation keeps that bound with room for the rest, and a
+    # busy machine is not read as a Redis outage (half of it was, under bursts).
+    op_timeout = max(0.1, min(1.5, cfg.rpc_timeout_s * 0.75))
+    pool = aioredis.BlockingConnectionPool.from_url(
         cfg.redis_url,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=op_timeout,
         socket_connect_timeout=op_timeout,
         socket_timeout=op_timeout,
         retry_on_timeout=False,
         health_check_interval=0,
     )
+    client = aioredis.Redis.from_pool(pool)
     return Backends(
         RedisRateLimiter(
             client,
@@ -177,6 +187,11 @@ class Functions:
                 ),
             ],
         )
+
+    async def warm_up(self) -> None:
+        """Connect to Redis and read the controls once, so the first burst finds them warm."""
+        await self.backends.warm_up()
+        await self.controls.controls()  # an unreadable store is fine here: it fails closed
 
     async def aclose(self) -> None:
         await self.controls.aclose()

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
@@ -37,16 +37,6 @@ class Claim:
 
 class StoreUnavailable(Exception):
     """The store cannot be reached."""
-
-
-class IdempotencyStore(Protocol):
-    async def claim(self, key: str, fp: str, wait_s: float) -> Claim: ...
-
-    async def complete(self, key: str, fp: str, status: int, body: dict[str, Any]) -> None: ...
-
-    async def release(self, key: str, fp: str) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 _POLL_S = 0.02
@@ -130,5 +120,6 @@ class RedisIdempotencyStore:
     async def release(self, key: str, fp: str) -> None:
         await self._call(self._release(keys=[self._key(key)], args=[fp]))
 
-    async def close(self) -> None:
-        await self._redis.aclose()
+    async def load_scripts(self) -> None:
+        for script in (self._claim, self._release):
+            await self._redis.script_load(script.script)

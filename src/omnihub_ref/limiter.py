@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import redis.asyncio as aioredis
 
@@ -31,16 +30,6 @@ class Decision:
 
 class LimiterUnavailable(Exception):
     """The limiter's store cannot be reached (R7)."""
-
-
-class RateLimiter(Protocol):
-    limit: int
-    window_s: int
-    algorithm: str
-
-    async def hit(self, client: str) -> Decision: ...
-
-    async def close(self) -> None: ...
 
 
 def _retry_after(wait_s: float, window_s: int) -> int:
@@ -126,5 +115,5 @@ class RedisRateLimiter:
             return Decision(True, 0, max(0, self.limit - int(n)))
         return Decision(False, _retry_after(int(wait_ms) / 1000, self.window_s), 0)
 
-    async def close(self) -> None:
-        await self._redis.aclose()
+    async def load_scripts(self) -> None:
+        await self._redis.script_load(self._script.script)

@@ -40,6 +40,7 @@ async def _functions(settings: dict[str, Any], closers: list[Closer]) -> Any:
     closers.append(backends.aclose)
     fn = Functions(cfg, backends, telemetry)
     closers.append(fn.aclose)
+    await fn.warm_up()
     if settings.get("pending_gauge"):
         task = asyncio.create_task(_pending_gauge(fn, telemetry), name="pending-approvals")
         closers.append(_canceller(task))
@@ -49,6 +50,8 @@ async def _functions(settings: dict[str, Any], closers: list[Closer]) -> Any:
 async def _control_api(settings: dict[str, Any], closers: list[Closer]) -> Any:
     from omnihub_ref.control_api import create_control_app
     from omnihub_ref.stores import ApiError, open_store
+    from omnihub_ref.stores.query import parse_read
+    from omnihub_ref.stores.schema import EMERGENCY_CONTROLS
 
     secrets.register(settings["anon_key"], settings["service_role_key"], settings["dsn"])
     try:
@@ -59,6 +62,8 @@ async def _control_api(settings: dict[str, Any], closers: list[Closer]) -> Any:
         detail = getattr(exc, "details", None) or str(exc)
         raise PartError(f"the control store cannot be opened: {detail}", 5) from None
     closers.append(lambda: asyncio.to_thread(store.close))
+    # one read before saying ready: the pool's first connection is not paid by a request
+    await asyncio.to_thread(store.select, parse_read(EMERGENCY_CONTROLS, []))
     return create_control_app(
         store, anon_key=settings["anon_key"], service_role_key=settings["service_role_key"]
     )
