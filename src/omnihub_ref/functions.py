@@ -118,6 +118,11 @@ def build_backends(cfg: FunctionsConfig) -> Backends:
         socket_connect_timeout=op_timeout,
         socket_timeout=op_timeout,
         retry_on_timeout=False,
+        # A pooled connection that a cut (now restored) of the redis path broke fails at once;
+        # one retry on a fresh connection tells that from Redis being unreachable, which
+        # fails the retry too. Without it a restored path answered 503 once per pooled
+        # connection, and reads went uncounted (R1).
+        retry_on_error=[aioredis.ConnectionError],
         health_check_interval=0,
     )
     client = aioredis.Redis.from_pool(pool)

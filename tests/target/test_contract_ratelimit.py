@@ -114,6 +114,19 @@ def test_r6_health_is_never_limited_and_does_not_count(target: Target) -> None:
     assert target.balance(client=client).status_code == 200
 
 
+def test_r7_a_restored_redis_path_serves_every_request_at_once(target: Target) -> None:
+    """After Redis comes back, no request pays for a connection the outage broke: a burst of
+    trades on every instance is served (none refused as if Redis were still down)."""
+    target.proxy_enabled("redis", False)
+    assert target.trade(amount=5)[0].status_code == 503
+    target.reset_faults()
+    jobs = [(i % len(target.profile["instances"]), new_client()) for i in range(40)]
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(lambda j: target.trade(amount=5, instance=j[0], client=j[1]), jobs))
+    codes = [(r.status_code, r.json().get("code")) for r, _ in answers]
+    assert all(c == (200, None) for c in codes), codes
+
+
 @pytest.mark.parametrize("how", ["down", "slow"])
 def test_r7_redis_unreachable_refuses_trades_and_serves_reads(target: Target, how: str) -> None:
     assert target.has_proxy("redis"), "every reference stack offers the redis path"
