@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -79,6 +80,12 @@ KINDS: dict[str, Callable[[dict[str, Any], list[Closer]], Awaitable[Any]]] = {
     "functions": _functions,
     "control_api": _control_api,
     "rpc_mock": _rpc_mock,
+}
+# Loaded before the settings are read: the supervisor may start a part before it knows them.
+PRELOAD = {
+    "functions": ("omnihub_ref.functions", "omnihub_ref.telemetry"),
+    "control_api": ("omnihub_ref.control_api", "omnihub_ref.stores.postgres_store"),
+    "rpc_mock": ("omnihub_ref.rpc_mock",),
 }
 
 
@@ -169,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if not fd.isdigit():
         print("error: OMNIHUB_LISTEN_FD names no listening socket", file=sys.stderr)
         return 2
+    for module in (*PRELOAD[args[0]], "omnihub_ref.serving"):
+        importlib.import_module(module)
     try:
         settings = json.loads(sys.stdin.read() or "{}")
     except ValueError as exc:

@@ -316,7 +316,7 @@ class _Starter:
 
         async def start(port: int) -> Child:
             data = await asyncio.to_thread(embedded.make_data_dir, self.work, "pgdata", user)
-            await self._initdb(data, user)
+            await self._fill(data, user)
             part = Part(
                 name="postgres",
                 argv=embedded.postgres_argv(data, host, port),
@@ -332,27 +332,12 @@ class _Starter:
         self.stack.urls["postgres"] = dsn
         return dsn
 
-    async def _initdb(self, data: Path, user: tuple[int, int] | None) -> None:
-        import subprocess
-
-        def run() -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                embedded.initdb_argv(data),
-                capture_output=True,
-                text=True,
-                check=False,
-                user=user[0] if user else None,
-                group=user[1] if user else None,
-                extra_groups=[] if user else None,
-                cwd=data,
-            )
-
-        done = await asyncio.to_thread(run)
-        if done.returncode != 0:
-            raise PartFailed(
-                f"initdb failed (exit {done.returncode}): "
-                + secrets.scrub((done.stderr or done.stdout).strip()[-1500:])
-            )
+    async def _fill(self, data: Path, user: tuple[int, int] | None) -> None:
+        try:
+            how = await asyncio.to_thread(embedded.fill_data_dir, data, user)
+        except RuntimeError as exc:
+            raise PartFailed(secrets.scrub(str(exc))) from None
+        self.sup.say(f"PostgreSQL data folder ready ({how})")
 
     async def redis(self) -> str:
         """The limiter's and idempotency store's Redis: the given URL, or an embedded one."""
@@ -419,16 +404,22 @@ class _Starter:
         assert found is not None
         return found[1]
 
-    async def control_api(self, dsn: str) -> str:
+    def control_api_url(self) -> tuple[str, socket.socket | None]:
+        """Where the control API is (its socket bound now, so the proxy can point at it)."""
         if self.opts.control_api_url:
             self.stack.notes["control_api"] = "external"
-            return self.opts.control_api_url.rstrip("/")
+            return self.opts.control_api_url.rstrip("/"), None
         sock = self.ports.bind(self.ports.port("control_api"))
-        url = f"http://{self.h}:{sock.getsockname()[1]}/rest/v1"
+        return f"http://{self.h}:{sock.getsockname()[1]}/rest/v1", sock
+
+    async def control_api(self, sock: socket.socket | None) -> None:
+        """The control API over the database (nothing to start for an external one)."""
+        if sock is None:
+            return
+        dsn = await self.postgres()
         settings = {"dsn": dsn, "anon_key": self.anon, "service_role_key": self.service}
         part = _python_part("control_api", "control_api", settings, sock)
         self._started(await self.sup.start(part), "PostgREST-shaped, over PostgreSQL")
-        return url
 
     async def populate(self, toxiproxy: str, upstreams: dict[str, str]) -> dict[str, str]:
         """Open the fault-proxy paths; name -> listen address."""
@@ -454,22 +445,82 @@ class _Starter:
         ]
         return listens
 
-    async def functions(self, i: int, cfg: FunctionsConfig, sock: socket.socket) -> None:
-        settings = {
-            "functions": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "extra"},
-            "instance": f"functions-{i}",
-            "telemetry": {
-                "log_file": self.stack.urls["telemetry_log"],
-                "datadog": self.opts.datadog,
-                "sentry_dsn": self.opts.sentry_dsn,
-            },
-            # one instance reports the approval queue's depth, as one cron job would
-            "pending_gauge": i == 0,
-        }
-        part = _python_part(f"functions-{i}", "functions", settings, sock)
-        self._started(await self.sup.start(part), "")
+    async def functions(
+        self, i: int, wiring: asyncio.Future[FunctionsConfig], sock: socket.socket
+    ) -> None:
+        """Instance i, started at once (it loads its code meanwhile), told its settings once
+        every upstream it needs is ready."""
+
+        async def settings() -> bytes:
+            cfg = await asyncio.shield(wiring)
+            return json.dumps(
+                {
+                    "functions": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "extra"},
+                    "instance": f"functions-{i}",
+                    "telemetry": {
+                        "log_file": self.stack.urls["telemetry_log"],
+                        "datadog": self.opts.datadog,
+                        "sentry_dsn": self.opts.sentry_dsn,
+                    },
+                    # one instance reports the approval queue's depth, as one cron job would
+                    "pending_gauge": i == 0,
+                }
+            ).encode()
+
+        part = _python_part(f"functions-{i}", "functions", {}, sock)
+        self._started(await self.sup.start(part, settings()), "")
 
     # --- the whole stack ------------------------------------------------------------------
+
+    async def wiring(self, limits: dict[str, Any]) -> FunctionsConfig:
+        """Start every part but the functions; their settings, once every path is open."""
+        opts, stack = self.opts, self.stack
+        control, control_sock = self.control_api_url()
+        # The control API (after its database) starts beside the rest; the paths are opened as
+        # soon as the fault proxy is up (the control API's address is known already).
+        control_task = asyncio.ensure_future(self.control_api(control_sock))
+        try:
+            redis_url, primary, fallback, toxiproxy = await _gather(
+                self.redis(),
+                self.provider("primary"),
+                self.provider("fallback"),
+                self.fault_proxy(),
+            )
+        except BaseException:
+            await _gather(control_task)  # its own failure first, if it has one
+            raise
+        stack.urls.update(
+            control_api=control, rpc_primary=primary, rpc_fallback=fallback, toxiproxy=toxiproxy
+        )
+        # Paths the TCP proxy can carry: plain http and redis (TLS would name the proxy).
+        upstreams = {}
+        for name, url in (
+            ("rpc_primary", primary),
+            ("rpc_fallback", fallback),
+            ("control_plane", control),
+        ):
+            if urlsplit(url).scheme == "http":
+                upstreams[name] = _upstream(url, 80)
+        if urlsplit(redis_url).scheme == "redis":
+            upstreams["redis"] = _upstream(redis_url, 6379)
+        listens = await _gather(self.populate(toxiproxy, upstreams), control_task)
+        listens = listens[0]
+        self.sup.say("fault-proxy paths open")
+
+        def via(name: str, url: str) -> str:
+            return _with_netloc(url, listens[name]) if name in listens else url
+
+        return FunctionsConfig(
+            rpc_primary_url=via("rpc_primary", primary),
+            rpc_fallback_url=via("rpc_fallback", fallback),
+            control_api_url=via("control_plane", control),
+            anon_key=self.anon,
+            service_role_key=self.service,
+            redis_url=via("redis", redis_url),
+            redis_prefix=opts.redis_prefix,
+            trust_forwarded_for=opts.trust_forwarded_for,
+            **limits,
+        )
 
     async def start(self) -> RunningStack:
         opts, stack = self.opts, self.stack
@@ -485,51 +536,10 @@ class _Starter:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
             stack.urls["telemetry_log"] = str(log_path)
 
-            async def controls() -> str:
-                dsn = "" if opts.control_api_url else await self.postgres()
-                return await self.control_api(dsn)
-
-            control, redis_url, primary, fallback, toxiproxy = await _gather(
-                controls(),
-                self.redis(),
-                self.provider("primary"),
-                self.provider("fallback"),
-                self.fault_proxy(),
+            wiring = asyncio.ensure_future(self.wiring(limits))
+            await _gather(
+                wiring, *(self.functions(i, wiring, sock) for i, sock in enumerate(instance_socks))
             )
-            stack.urls.update(
-                control_api=control,
-                rpc_primary=primary,
-                rpc_fallback=fallback,
-                toxiproxy=toxiproxy,
-            )
-            # Paths the TCP proxy can carry: plain http and redis (TLS would name the proxy).
-            upstreams = {"redis": _upstream(redis_url, 6379)} if redis_url else {}
-            for name, url in (
-                ("rpc_primary", primary),
-                ("rpc_fallback", fallback),
-                ("control_plane", control),
-            ):
-                if urlsplit(url).scheme == "http":
-                    upstreams[name] = _upstream(url, 80)
-            if urlsplit(redis_url).scheme == "rediss":
-                upstreams.pop("redis")
-            listens = await self.populate(toxiproxy, upstreams)
-
-            def via(name: str, url: str) -> str:
-                return _with_netloc(url, listens[name]) if name in listens else url
-
-            cfg = FunctionsConfig(
-                rpc_primary_url=via("rpc_primary", primary),
-                rpc_fallback_url=via("rpc_fallback", fallback),
-                control_api_url=via("control_plane", control),
-                anon_key=self.anon,
-                service_role_key=self.service,
-                redis_url=via("redis", redis_url),
-                redis_prefix=opts.redis_prefix,
-                trust_forwarded_for=opts.trust_forwarded_for,
-                **limits,
-            )
-            await _gather(*(self.functions(i, cfg, s) for i, s in enumerate(instance_socks)))
         finally:
             for s in instance_socks:
                 s.close()

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,11 +111,17 @@ class Supervisor:
         self.log_dir = log_dir
         self.children: list[Child] = []
         self._say = say or (lambda text: None)
+        self._born = time.monotonic()
 
-    async def start(self, part: Part) -> Child:
-        """Spawn `part` and return once it is ready; PartFailed (after stopping it) if not."""
+    async def start(self, part: Part, settings: Awaitable[bytes] | None = None) -> Child:
+        """Spawn `part` and return once it is ready; PartFailed (after stopping it) if not.
+
+        With `settings`, the part is spawned at once (so it loads its code meanwhile) and its
+        standard input is what `settings` gives, once it is known; else `part.stdin`.
+        """
         child, ready_fd = self._spawn(part)
         try:
+            _write_and_close(child.proc, part.stdin if settings is None else await settings)
             await self._wait_ready(child, ready_fd)
         except BaseException:
             await self._stop_child(child)
@@ -123,9 +129,16 @@ class Supervisor:
         finally:
             if ready_fd is not None:
                 os.close(ready_fd)
-        took = time.monotonic() - child.started_at
-        self._say(f"{part.name} ready (pid {child.pid}, {took:.2f} s)")
+        now = time.monotonic()
+        self._say(
+            f"{part.name} ready (pid {child.pid}) in {now - child.started_at:.2f} s, "
+            f"{now - self._born:.2f} s into the start"
+        )
         return child
+
+    def say(self, text: str) -> None:
+        """A line of the start-up story, timed from the supervisor's birth."""
+        self._say(f"{text}, {time.monotonic() - self._born:.2f} s into the start")
 
     def _spawn(self, part: Part) -> tuple[Child, int | None]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -169,12 +182,6 @@ class Supervisor:
                 part.listen.close()  # the child holds it now
         child = Child(part, proc, log_path, time.monotonic())
         self.children.append(child)
-        assert proc.stdin is not None
-        try:
-            proc.stdin.write(part.stdin)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # it died already: _wait_ready says how
         return child, ready_r
 
     async def _wait_ready(self, child: Child, ready_fd: int | None) -> None:
@@ -231,6 +238,15 @@ class Supervisor:
                 await asyncio.to_thread(proc.wait)
         if child in self.children:
             self.children.remove(child)
+
+
+def _write_and_close(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # it died already: _wait_ready says how
 
 
 def _read_new(path: Path, offset: int) -> tuple[str, int]:
