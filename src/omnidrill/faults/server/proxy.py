@@ -507,9 +507,7 @@ class Proxy:
         if self.enabled:
             return
         family, sockaddr, shown = await resolve_listen(self.listen)
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on accepted sockets whose
-        # listener says it is TCP; without it a reply in two writes waits for a delayed ACK
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and sockaddr[0] == "::":
