@@ -14,6 +14,7 @@ from load.helpers import fake_profile, fake_target
 from omnidrill.chaos.runner import RunOptions, run
 from omnidrill.profile import TargetProfile
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.serial  # load with latency differences: alone, not beside other tests
 
 SCENARIO = """\
@@ -71,3 +72,28 @@ def test_a_slower_canary_in_every_report(tmp_path: Path) -> None:
 
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "| fake-canary | ❌ FAILED | 1/3 |" in summary and "canary fail" in summary
+
+
+def test_drills_on_a_canary_of_its_own_profile(tmp_path: Path, _state_dir: Path) -> None:
+    """The canary on another profile: its drills run under that profile's lock and ledger (a
+    drill it cannot run is skipped with the reason, and the canary still judged)."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    green = tmp_path / "green.yaml"
+    sides = f"warmup: 1s\ncanary: {{profile: {green}}}\nbaseline: {{}}\n"
+    drill = ROOT / "chaos" / "rpc-primary-outage.yaml"  # needs a fault-proxy path: skipped here
+    p99 = "  - {function: wallet-balance, measure: p99, tolerance: 20%}\n"  # too few requests
+    text = SCENARIO.replace("warmup: 1s\n", sides).replace(p99, "") + f"drills: [{drill}]\n"
+    (folder / "canary.yaml").write_text(text)
+    with ExitStack() as stack:
+        ports = [stack.enter_context(fake_target(delay_ms=3))[0] for _ in range(2)]
+        green.write_text(json.dumps({**fake_profile([ports[1]]), "name": "green"}))
+        profile = TargetProfile.model_validate(fake_profile([ports[0]]))
+        opts = RunOptions(target="fake", report_dir=tmp_path / "report")
+        code = run([folder / "canary.yaml"], profile, opts)
+    journal = json.loads((tmp_path / "report" / "journal.json").read_text())
+    assert code == 0, journal["scenarios"]
+    assert journal["drills"][0]["verdict"] == "skipped"
+    assert "(on the canary: " in journal["drills"][0]["title"]
+    assert journal["scenarios"][0]["result"]["drills"][0]["verdict"] == "skipped"
+    assert (_state_dir / "locks" / "green.lock").exists()

@@ -261,22 +261,42 @@ def drills_on_canary(
     """A DrillRunner that runs each drill with the run's engine against the canary only."""
 
     def run(side: SideTarget) -> list[DrillOnCanary]:
-        from omnidrill.chaos.engine import run_drill
+        from omnidrill.profile import resolve
+
+        if not side.own_profile:  # the run's own target, narrowed to the canary's instances
+            return _drills(replace(ctx, resolved=resolve(side.profile)), side)
+        # another system: its own lock, controls, fault proxy and ledger, as `run` takes them
         from omnidrill.chaos.ledger import Ledger
-        from omnidrill.chaos.runner import open_world, refuse_pending
-        from omnidrill.profile import resolve, template_variables
-        from omnidrill.spec.loader import load_file
+        from omnidrill.chaos.lock import LocalLock
+        from omnidrill.chaos.recover import reconcile
+        from omnidrill.chaos.runner import open_world
 
         profile = side.profile
-        resolved = resolve(profile)
-        sub = replace(ctx, resolved=resolved)
-        if side.own_profile:  # another system: its own controls, fault proxy and ledger
-            require_confirmation(profile, confirm)
-            ledger = Ledger(profile.name)
-            refuse_pending(ledger, profile.name)
-            sub = replace(sub, target=profile.name, world=open_world(resolved), ledger=ledger)
+        require_confirmation(profile, confirm)
+        lock = LocalLock(profile.name)
+        lock.acquire()
+        try:
+            resolved = resolve(profile)
+            world, ledger = open_world(resolved), Ledger(profile.name)
+            try:
+                for note in reconcile(world, ledger, profile.name):
+                    ctx.printer.line(f"ledger: already undone elsewhere, marked done: {note}")
+                sub = replace(ctx, resolved=resolved, target=profile.name, world=world)
+                return _drills(replace(sub, ledger=ledger), side)
+            finally:
+                world.store.close()
+                if world.faults is not None:
+                    world.faults.close()
+        finally:
+            lock.release()
+
+    def _drills(sub: RunContext, side: SideTarget) -> list[DrillOnCanary]:
+        from omnidrill.chaos.engine import run_drill
+        from omnidrill.profile import template_variables
+        from omnidrill.spec.loader import load_file
+
         out = []
-        context = template_variables(profile, variables)
+        context = template_variables(side.profile, variables)
         for path in files:
             drill = load_file(path, kind="drill", variables=context).model
             where = ", ".join(side.instances)
@@ -290,10 +310,6 @@ def drills_on_canary(
             out.append(DrillOnCanary(str(path), outcome.verdict, failed, secrets.scrub(reason)))
             if outcome.verdict in ("aborted", "rollback_failed"):
                 break  # a halt, a signal or a failed undo stops the whole run
-        if side.own_profile:
-            sub.world.store.close()
-            if sub.world.faults is not None:
-                sub.world.faults.close()
         return out
 
     return run
