@@ -37,6 +37,7 @@ import psutil
 SERVER_CPU = {0}
 LOAD_CPU = {1}
 BODY = json.dumps({"address": "0x" + "ab" * 20}).encode()
+others: dict[int, int] = {}  # non-200 statuses of the current measurement
 
 
 def serve_bare(port: int) -> None:
@@ -88,6 +89,7 @@ async def _one_connection(
                     ok += 1
                 else:
                     bad += 1
+                    others[status] = others.get(status, 0) + 1
     finally:
         writer.close()
     return ok, bad
@@ -97,6 +99,7 @@ async def _load(
     urls: list[str], key: str | None, seconds: float, warmup: float, conns: int
 ) -> dict:
     lat: list[float] = []
+    others.clear()
     start = time.perf_counter()
     record_from, stop_at = start + warmup, start + warmup + seconds
     tasks = []
@@ -118,6 +121,7 @@ async def _load(
     return {
         "requests": ok + bad,
         "non_200": bad,
+        "statuses": dict(others),
         "rps": round((ok + bad) / seconds, 1),
         "p50_ms": round(q[49] * 1000, 2),
         "p99_ms": round(q[98] * 1000, 2),
