@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from facilities import missing
+
 PG_ADMIN_DSN = os.environ.get("OMNIDRILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OMNIDRILL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SESSION_TAG = f"od{os.getpid()}{uuid.uuid4().hex[:6]}"
@@ -18,10 +19,7 @@ SESSION_TAG = f"od{os.getpid()}{uuid.uuid4().hex[:6]}"
 
 def _unavailable(what: str, why: object) -> None:
     """Outside CI a missing service skips with a reason; under CI it fails the test."""
-    msg = f"{what} is not reachable ({why}); start it as DEVELOPERS.md / .ci/run do"
-    if IN_CI:
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    missing(f"{what} (start it as .ci/run does)", why)
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,8 @@ def start_stack(
     env = dict(env or {})
     if fault:
         env["OMNIDRILL_FAULT"] = fault
+        env["OMNIDRILL_FAULT_STATE"] = str(tmp / "fault-state")
+        env["OMNIDRILL_FAULT_PROFILE"] = str(tmp / "profile.yaml")  # where launch_stack has it
         env["PYTHONPATH"] = os.pathsep.join(
             [str(FAULTINJECT), *filter(None, [os.environ.get("PYTHONPATH")])]
         )

@@ -6,8 +6,8 @@ import json
 import socket
 
 import httpx
-import pytest
 
+from facilities import missing
 from omnidrill.netutil import free_port
 
 from .helpers import ServerThread, connect, make_proxy
@@ -292,7 +292,7 @@ def test_ipv6_listen(api: httpx.Client, echo) -> None:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
+        missing("the IPv6 loopback ::1")
     r = api.post("/proxies", json={"name": "v6", "upstream": echo.addr, "listen": "[::1]:0"})
     assert r.status_code == 201, r.text
     listen = r.json()["listen"]

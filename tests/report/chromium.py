@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from facilities import missing
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -48,10 +47,7 @@ def chromium_binary() -> str:
         path = shutil.which(name)
         if path:
             return path
-    msg = "chromium is not installed (apt-get install -y chromium; see DEVELOPERS.md)"
-    if IN_CI:
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    missing("chromium (apt-get install -y chromium, as .ci/run does)")
     raise AssertionError("unreachable")
 
 

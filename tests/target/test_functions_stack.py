@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from facilities import missing
 from omnidrill.errors import Inconclusive
 from omnidrill.launch import launch_stack
 from omnidrill.profile import TargetProfile
@@ -83,7 +84,7 @@ def _free_block(n: int) -> int:
         except OSError:
             continue
         return base
-    pytest.skip("no free block of ports found")
+    missing("a free block of ports")
 
 
 def _refused(url: str) -> bool:

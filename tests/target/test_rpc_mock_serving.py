@@ -8,6 +8,7 @@ import socket
 import httpx
 import pytest
 
+from facilities import missing
 from omnidrill.netutil import free_port
 from omnihub_ref.rpc_mock import create_rpc_app
 from omnihub_ref.serving import serve_app, serve_in_thread
@@ -49,12 +50,12 @@ def test_serve_app_on_a_given_port_and_a_busy_port_is_a_clear_oserror() -> None:
 
 def test_serve_on_ipv6_loopback_when_available() -> None:
     if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
+        missing("IPv6")
     try:
         with socket.socket(socket.AF_INET6) as s:
             s.bind(("::1", 0))
     except OSError as exc:
-        pytest.skip(f"::1 is not usable here ({exc})")
+        missing("the IPv6 loopback ::1", exc)
     with serve_in_thread(create_rpc_app("p"), "::1") as srv:
         assert srv.url.startswith("http://[::1]:")
         assert httpx.get(f"{srv.url}/__calls", timeout=5).json()["calls"] == []

@@ -1,0 +1,35 @@
+"""A correct target that differs from the reference stack in every way the contract allows
+passes the whole standard suite: no false alarm (the worst outcome a drill can have)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaos.variantkit import ELSEWHERE_PROFILE, declared, run_suite, variant_stack
+
+
+@pytest.fixture
+def pg_admin(pg_dsn: str) -> str:
+    from conftest import PG_ADMIN_DSN
+
+    return PG_ADMIN_DSN
+
+
+@pytest.mark.serial
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_correct_target_written_elsewhere_passes_every_drill_and_scenario(
+    tmp_path: Path, pg_admin: str, redis_url: str, redis_prefix: str
+) -> None:
+    args = ("--rate-algorithm", "sliding_window")
+    name = "written_elsewhere"
+    with variant_stack(tmp_path / "s", name, pg_admin, redis_url, redis_prefix, *args) as stack:
+        assert stack.profile["limits"]["rate_algorithm"] == "sliding_window"
+        result = run_suite(declared(stack, ELSEWHERE_PROFILE), tmp_path / "r")
+    shown = f"{result.clauses}\n{result.evidence}\n{result.output[-4000:]}"
+    assert result.wrong(set()) == {}, shown
+    assert result.code == 0, shown
+    judged = {c for c, v in result.clauses.items() if v == "passed"}
+    assert judged >= {"S1", "S2", "C1", "C2", "C6", "A1", "A4", "R1", "R3", "R7", "I1", "P2", "P3"}
