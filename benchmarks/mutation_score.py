@@ -3,9 +3,8 @@ each faulty variant of the reference stack (tests/chaos/faultinject/omnidrill_va
 report, per clause, the share of its variants caught (its clause failed) and precise (no other
 clause failed). Run by hand; needs PostgreSQL and Redis as the tests do:
 
-    .venv/bin/python benchmarks/mutation_score.py [--workers 2] [--only NAME,...] [--json out]
-
-About 75 s per variant on the project's 2-core VM (two workers halve the wall time).
+    .venv/bin/python benchmarks/mutation_score.py [--workers 2] [--only NAME,...] [--full]
+                                                  [--json out]
 """
 
 from __future__ import annotations
@@ -24,20 +23,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from chaos.variantkit import CATALOGUE, run_suite, variant_stack  # noqa: E402
+from chaos.variantkit import CATALOGUE, RATE_CLAUSES, run_suite, variant_stack  # noqa: E402
 
 PG = os.environ.get("OMNIDRILL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("OMNIDRILL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def judge(name: str, base: Path) -> dict[str, object]:
+def judge(name: str, base: Path, full: bool) -> dict[str, object]:
     v = CATALOGUE[name]
     started = time.monotonic()
     tmp = base / name
     tmp.mkdir()
     os.environ["OMNIDRILL_STATE_DIR"] = str(tmp / "state")  # ledger and locks of its own
     with variant_stack(tmp / "stack", name, PG, REDIS, f"mutation{os.getpid()}:") as stack:
-        result = run_suite(stack, tmp / "report")
+        rate = v.clause in RATE_CLAUSES
+        result = run_suite(stack, tmp / "report", drills=full or not rate, scenario=full or rate)
     caught = result.clauses.get(v.clause) == "failed"
     wrong = result.wrong({v.clause, *v.also})
     return {
@@ -52,11 +52,12 @@ def judge(name: str, base: Path) -> dict[str, object]:
     }
 
 
-def in_child(name: str, base: Path) -> dict[str, object]:
+def in_child(name: str, base: Path, full: bool) -> dict[str, object]:
     """One variant in a child process of this script (drills need a main thread each)."""
     out = base / f"{name}.json"
     subprocess.run(
-        [sys.executable, __file__, "--only", name, "--json", str(out), "--quiet"],
+        [sys.executable, __file__, "--only", name, "--json", str(out), "--quiet"]
+        + (["--full"] if full else []),
         check=False,
         stdout=subprocess.DEVNULL,
     )
@@ -73,6 +74,12 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated variant names")
     ap.add_argument("--json", type=Path, help="write every variant's result here")
     ap.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="drills and the rate-limit scenario for every variant (default: the drills for "
+        "drill-side variants, the scenario for R1-R6 ones, whose patches cannot reach the other)",
+    )
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(CATALOGUE)
     started = time.monotonic()
@@ -80,9 +87,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         pool = ThreadPoolExecutor(max(1, args.workers))
         if args.workers <= 1:  # drills take signals: they run in this process's main thread
-            found = (judge(n, Path(tmp)) for n in names)
+            found = (judge(n, Path(tmp), args.full) for n in names)
         else:
-            found = pool.map(lambda n: in_child(n, Path(tmp)), names)
+            found = pool.map(lambda n: in_child(n, Path(tmp), args.full), names)
         for r in found:
             mark = "caught" if r["caught"] else "SURVIVED"
             mark += "" if r["precise"] else " IMPRECISE"

@@ -136,3 +136,18 @@ def test_template_fields_named_like_dict_methods(tmp_path: Path) -> None:
     rendered, problems, _ = render(text, "t.yaml", context)
     assert not problems
     assert rendered == "a: dev-anon-key\nb: 2\nc: dev-sr-key\nd: rpc_primary\ne: True\n"
+
+
+def test_watch_secrets_are_read_scrubbed_and_named_by_their_variable(tmp_path: Path) -> None:
+    text = (ROOT / "targets" / "staging.yaml").read_text()
+    text += "\nwatch_secrets: [{env: ALCHEMY_API_KEY}]\n"
+    path = tmp_path / "targets" / "w.yaml"
+    path.parent.mkdir()
+    path.write_text(text)
+    profile = load_profile(str(path))
+    env = {ref.env: f"secret-{i:04d}-value" for i, (_, ref) in enumerate(profile.secret_refs())}
+    with pytest.raises(UsageError, match=r"ALCHEMY_API_KEY \(for watch_secrets.0\)"):
+        resolve(profile, environ={k: v for k, v in env.items() if k != "ALCHEMY_API_KEY"})
+    resolved = resolve(profile, environ=env)
+    assert resolved.watched == {"ALCHEMY_API_KEY": env["ALCHEMY_API_KEY"]}
+    assert secrets.scrub(f"key {env['ALCHEMY_API_KEY']}") == "key ***"

@@ -187,6 +187,16 @@ def _rpc_wrap(wrap: Callable[..., Any]) -> None:
     rc.RpcClient.call = call
 
 
+def _pools(client: Any, primary: str, fallback: str) -> Any:
+    """The RPC client seen with other connection pools in the two roles (nothing shared is
+    changed, so concurrent requests cannot swap each other's pools)."""
+    import copy
+
+    view = copy.copy(client)
+    view._http = {"primary": client._http[primary], "fallback": client._http[fallback]}
+    return view
+
+
 def _lua(old: str, new: str) -> None:
     from omnihub_ref import limiter
 
@@ -1133,12 +1143,7 @@ def _fallback_for_reads_only() -> None:
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
         if method != "eth_sendRawTransaction":
             return await original(self, method, params)
-        fallback = self._http["fallback"]
-        self._http["fallback"] = self._http["primary"]
-        try:
-            res = await original(self, method, params)
-        finally:
-            self._http["fallback"] = fallback
+        res = await original(_pools(self, "primary", "primary"), method, params)
         return rc.RpcResult(res.result, "primary")
 
     _rpc_wrap(wrap)
@@ -1233,12 +1238,7 @@ def _primary_kept_out(seconds: float) -> None:
 
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
         if time.monotonic() < getattr(self, "_open_until", 0.0):
-            primary = self._http["primary"]
-            self._http["primary"] = self._http["fallback"]
-            try:
-                res = await original(self, method, params)
-            finally:
-                self._http["primary"] = primary
+            res = await original(_pools(self, "fallback", "fallback"), method, params)
             return rc.RpcResult(res.result, "fallback")
         res = await original(self, method, params)
         if res.provider == "fallback":
