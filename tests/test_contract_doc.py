@@ -72,5 +72,16 @@ def test_report_titles_and_drill_ids_are_clauses_of_the_doc() -> None:
         assert CLAUSE_RE.match(clause), f"{clause} is documented but drills cannot name it"
 
 
-def test_readme_links_the_contract() -> None:
-    assert "docs/contract.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+def _order(clause: str) -> tuple[str, int]:
+    return clause[0], int(clause[1:])
+
+
+def test_readme_links_the_contract_and_lists_each_drills_clauses() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/contract.md" in readme
+    for path in ROOT.glob("chaos/*.yaml"):
+        listed = ", ".join(sorted(clauses_of(path)[0], key=_order))
+        row = re.search(rf"^\| `chaos/{re.escape(path.name)}` \| ([^|]+) \|", readme, flags=re.M)
+        assert row, f"README's drill table has no row for {path.name}"
+        shown = ", ".join(sorted(re.findall(r"\b[A-Z]\d\b", row.group(1)), key=_order))
+        assert shown == listed, f"{path.name}: README says {shown}, the file lists {listed}"

@@ -404,9 +404,10 @@ def _replay_before_kill_switch() -> None:
     cc.ControlPlane.controls = controls
 
 
-@variant("C2")
+@variant("C2", also=("C5",))
 def _kill_switch_on_side_effects_only() -> None:
-    """C2: the kill switch stops trades, but read-only functions keep answering."""
+    """C2: the kill switch stops trades, but read-only functions keep answering; C5's check
+    (every function refuses within the TTL) cannot see the effect on reads either."""
 
     def change(c, req):  # type: ignore[no-untyped-def]
         if c.source == "table" and req["op"] != "execute_trade":
