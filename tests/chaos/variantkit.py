@@ -54,10 +54,11 @@ def variant_stack(
     admin = psycopg.connect(pg_admin_dsn, autocommit=True, connect_timeout=5)
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     base, _, _ = pg_admin_dsn.rpartition("/")
-    # rpc_timeout 2 s (the contract's default, not --fast's 0.8 s): the stack's Redis calls get half
-    # of it (at most 1 s), which a machine busy with other suites must not turn into an outage
+    # rpc_timeout 2 s and controls_timeout 1 s (the contract's defaults, not --fast's 0.8 s and
+    # 0.5 s): a machine busy with other suites must not turn the stack's own Redis and control
+    # reads into outages
     args = ["--instances", "2", "--postgres", f"{base}/{db}", "--redis", redis_url]
-    args += ["--rpc-timeout-ms", "2000"]
+    args += ["--rpc-timeout-ms", "2000", "--controls-timeout-ms", "1000"]
     args += ["--redis-prefix", f"{redis_prefix}{name or 'correct'}:{uuid.uuid4().hex[:6]}:"]
     args += list(extra)
     try:

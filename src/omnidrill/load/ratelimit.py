@@ -365,6 +365,10 @@ class Check:
             ev["fill_last"] = self.notes[f"{role}_fill"]
         if lost := self._errors(role):
             return "inconclusive", f"{len(lost)} burst requests got no answer", ev
+        if failing := [h for h in hits if h.status >= 500]:
+            # the target's own failure (its limiter's store unreachable, say): whether those
+            # requests were counted cannot be told, so the burst proves nothing either way
+            return "inconclusive", f"{len(failing)} burst requests answered 5xx", ev
         if span > self.window / 10:
             return "inconclusive", f"the burst took {span:.3f}s, over a tenth of the window", ev
         ok = admitted == self.limit if exact else 0 < admitted <= self.limit
