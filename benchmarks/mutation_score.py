@@ -4,7 +4,7 @@ report, per clause, the share of its variants caught (its clause failed) and pre
 clause failed). Run by hand; needs PostgreSQL and Redis as the tests do:
 
     .venv/bin/python benchmarks/mutation_score.py [--workers 2] [--only NAME,...] [--full]
-                                                  [--json out]
+                                                  [--recheck] [--json out]
 """
 
 from __future__ import annotations
@@ -75,6 +75,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write every variant's result here")
     ap.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
+        "--recheck", action="store_true", help="run a caught but imprecise variant once more"
+    )
+    ap.add_argument(
         "--full",
         action="store_true",
         help="drills and the rate-limit scenario for every variant (default: the drills for "
@@ -99,6 +102,18 @@ def main() -> int:
                 print(f"    {json.dumps(shown)}", flush=True)
             results.append(r)
         pool.shutdown()
+        if args.recheck:
+            # A busy machine makes the stack's own Redis or control reads time out now and
+            # then (a 503 elsewhere in the suite); a variant imprecise once is run again, and
+            # both runs are reported.
+            for r in results:
+                if r["caught"] and not r["precise"]:
+                    again = in_child(str(r["variant"]), Path(tmp), args.full)
+                    r["rechecked_precise"] = bool(again["caught"] and again["precise"])
+                    mark = "precise" if r["rechecked_precise"] else "IMPRECISE again"
+                    print(f"recheck {r['variant']:40} {mark}", flush=True)
+                    if not r["rechecked_precise"]:
+                        print(f"    {json.dumps(again['wrong_evidence'])}", flush=True)
     per: dict[str, list[dict[str, object]]] = defaultdict(list)
     for r in results:
         per[str(r["clause"])].append(r)
@@ -107,12 +122,17 @@ def main() -> int:
         rs = per[clause]
         caught = sum(1 for r in rs if r["caught"])
         precise = sum(1 for r in rs if r["caught"] and r["precise"])
-        print(f"{clause:6} {caught:3}/{len(rs):<3} {precise:3}/{len(rs):<3}")
+        again = sum(1 for r in rs if r.get("rechecked_precise"))
+        shown = f" (+{again} on a second run)" if again else ""
+        print(f"{clause:6} {caught:3}/{len(rs):<3} {precise:3}/{len(rs):<3}{shown}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     total = len(results)
     caught = sum(1 for r in results if r["caught"])
     precise = sum(1 for r in results if r["caught"] and r["precise"])
+    again = sum(1 for r in results if r.get("rechecked_precise"))
+    if again:
+        print(f"       {again} more precise on a second run")
     print(
         f"all    {caught:3}/{total:<3} {precise:3}/{total:<3}  "
         f"({100 * caught / total:.0f} % caught, {100 * precise / total:.0f} % caught and precise; "

@@ -256,7 +256,7 @@ def _anon_writes_controls() -> None:
 # --- S2 -----------------------------------------------------------------------------------------
 
 
-@variant("S2", ci=True)
+@variant("S2")
 def _traceback_in_bad_request() -> None:
     """S2: a validation error's message carries the Python traceback of the failed check."""
     import traceback
@@ -272,7 +272,7 @@ def _traceback_in_bad_request() -> None:
     _wrap_judge(after)
 
 
-@variant("S2")
+@variant("S2", ci=True)
 def _provider_url_in_header() -> None:
     """S2: RPC_UNAVAILABLE answers name the upstream in a debug header, key in its path."""
 
@@ -433,7 +433,7 @@ def _approved_retry_skips_kill_switch() -> None:
 # --- C3 -----------------------------------------------------------------------------------------
 
 
-@variant("C3", ci=True)
+@variant("C3")
 def _takeover_paths() -> None:
     """C3: the allow-list is compared with paths (execute-trade), not operation names."""
     from omnihub_ref import controls_client as cc
@@ -449,7 +449,7 @@ def _takeover_paths() -> None:
     cc.parse_controls = parse
 
 
-@variant("C3")
+@variant("C3", ci=True)
 def _approved_retry_skips_takeover() -> None:
     """C3: a retry carrying an approval_id skips the takeover ("an operator approved it")."""
 
@@ -480,7 +480,7 @@ def _takeover_names_uppercased() -> None:
 # --- C4 -----------------------------------------------------------------------------------------
 
 
-@variant("C4", ci=True)
+@variant("C4")
 def _safe_mode_refuses_reads() -> None:
     """C4: safe mode refuses read-only functions too."""
     from omnihub_ref import functions as fn
@@ -495,7 +495,7 @@ def _safe_mode_refuses_reads() -> None:
     _wrap_judge(after)
 
 
-@variant("C4")
+@variant("C4", ci=True)
 def _replay_skips_safe_mode() -> None:
     """C4: a remembered idempotent answer is replayed before safe mode is looked at."""
     from omnihub_ref import controls_client as cc
@@ -558,13 +558,13 @@ def _lagging_controls(only_later_instances: bool) -> None:
     cc.ControlPlane._read_controls = read
 
 
-@variant("C5", ci=True)
+@variant("C5")
 def _replica_lag() -> None:
     """C5: controls read from a replica that lags controls_ttl + 200 ms behind the table."""
     _lagging_controls(only_later_instances=False)
 
 
-@variant("C5")
+@variant("C5", ci=True)
 def _ttl_one_instance_only() -> None:
     """C5: the TTL is honoured on the first instance only; the others lag ttl + 200 ms."""
     _lagging_controls(only_later_instances=True)
@@ -846,7 +846,7 @@ def _expiry_grace_3s() -> None:
 # --- R1-R7 --------------------------------------------------------------------------------------
 
 
-@variant("R1", ci=True)
+@variant("R1")
 def _limit_off_by_one() -> None:
     """R1: `current <= limit`: one request more than the limit is admitted."""
     _lua("  if current < limit then", "  if current <= limit then")
@@ -856,7 +856,7 @@ def _limit_off_by_one() -> None:
     )
 
 
-@variant("R1")
+@variant("R1", ci=True)
 def _key_checked_before_limit() -> None:
     """R1 (section 4): the key is checked before the limiter, so 401s use up no budget."""
     from omnihub_ref import functions as fn
@@ -910,7 +910,7 @@ def _double_count_on_later_instances() -> None:
     fn.Functions._judge = judge
 
 
-@variant("R3", ci=True)
+@variant("R3")
 def _retry_after_floor() -> None:
     """R3: Retry-After rounds down: a client that waits it is still refused."""
     import math
@@ -920,7 +920,7 @@ def _retry_after_floor() -> None:
     limiter._retry_after = lambda wait_s, window_s: max(1, min(window_s, math.floor(wait_s)))
 
 
-@variant("R3")
+@variant("R3", ci=True)
 def _retry_after_in_ms() -> None:
     """R3: Retry-After is given in milliseconds."""
 
