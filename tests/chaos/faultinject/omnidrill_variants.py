@@ -548,6 +548,8 @@ def _lagging_controls(only_later_instances: bool) -> None:
 
     async def read(self):  # type: ignore[no-untyped-def]
         got = await original(self)
+        if got.source == "failsafe":
+            return got  # a failed read fails at once: only the row's changes lag
         now = time.monotonic()
         self._history.append((now, got))
         old = [c for t, c in self._history if t <= now - self._lag]
