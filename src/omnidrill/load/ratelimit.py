@@ -272,6 +272,12 @@ class Check:
             if not self.p.is_limited(last) or wait is None:
                 self.notes[f"{role}_no_reset"] = "the fill was never refused with a Retry-After"
                 return None
+            if not 1 <= wait <= math.ceil(self.window):
+                # R3 judges the value; a reset that far away cannot be waited for here
+                self.notes[f"{role}_no_reset"] = (
+                    f"the fill's Retry-After {last.retry_after!r} is outside 1..{self.window:g} s"
+                )
+                return None
             time.sleep(max(0.0, last.t1 + wait - time.time()))
         else:
             self._clear_of_window_edges()
