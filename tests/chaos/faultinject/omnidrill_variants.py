@@ -945,10 +945,11 @@ def _no_retry_after() -> None:
     _wrap_judge(after)
 
 
-@variant("R4", also=("R2",), ci=True)
+@variant("R4", also=("R1", "R2"), ci=True)
 def _clients_by_subnet() -> None:
     """R4: clients are counted per /24 (abuse-style aggregation), so neighbours limit each
-    other; the quiet client is such a neighbour, so R2's sentence breaks with it."""
+    other; the quiet and the burst clients are such neighbours, so R2's and R1's sentences
+    break with it."""
     from omnihub_ref import functions as fn
 
     original = fn.Functions.client_of
