@@ -199,7 +199,10 @@ def run_http(
         claims = judge_claims(rt, answers)
         if claims.bypass:
             raise DrillInconclusive(claims.bypass)
-        return answers, claims.fabricated + judge_round(rt, step, answers)
+        # A made-up success matters to a check of what was answered (a status, a provider),
+        # not to one that looks only for leaks or the error's shape.
+        judged = step.expect.status is not None or step.expect.refusal or step.expect.provider
+        return answers, (claims.fabricated if judged else []) + judge_round(rt, step, answers)
 
     answers, problems = one_round()
     if step.within == 0:

@@ -1139,9 +1139,10 @@ def _mismatch_executes() -> None:
 # --- P1-P3 --------------------------------------------------------------------------------------
 
 
-@variant("P1", ci=True)
+@variant("P1", also=("P4",), ci=True)
 def _fallback_for_reads_only() -> None:
-    """P1: the fallback is used for reads only; a trade fails when the primary is down."""
+    """P1: the fallback is used for reads only; a trade fails when the primary is down (or
+    failing: P4 serves it "by the fallback as in P1")."""
     from omnihub_ref import rpc_client as rc
 
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
@@ -1178,10 +1179,11 @@ def _provider_header_always_primary() -> None:
     _rpc_wrap(wrap)
 
 
-@variant("P2", ci=True)
+@variant("P2", also=("I1", "P4"), ci=True)
 def _made_up_success() -> None:
     """P2: with both providers down, a trade answers 200 with a made-up tx_hash, X-RPC-Provider
-    primary (a lying target)."""
+    primary (a lying target); the made-up 200 is remembered, so the key's one broadcast never
+    happens (I1), and P4's both-failing phase gets it too."""
     import secrets
 
     from omnihub_ref import rpc_client as rc
