@@ -33,4 +33,5 @@ def test_a_correct_target_written_elsewhere_passes_every_drill_and_scenario(
     # 5: a burst slower than a tenth of a window on a busy machine gives no verdict (honestly)
     assert result.code in (0, 5), shown
     judged = {c for c, v in result.clauses.items() if v == "passed"}
-    assert judged >= {"S1", "S2", "C1", "C2", "C6", "A1", "A4", "R1", "R3", "R7", "I1", "P2", "P3"}
+    # judged, not skipped (timing checks may be skipped on a busy machine: a late first look)
+    assert judged >= {"S1", "S2", "C1", "C2", "C6", "A1", "A4", "R7", "I1", "I2", "P2"}, shown
