@@ -173,6 +173,22 @@ def up(
             help="JSON telemetry lines (default <run-dir>/functions.jsonl; - for stderr)",
         ),
     ] = None,
+    degrade_last_latency_ms: Annotated[
+        float,
+        typer.Option(
+            "--degrade-last-latency-ms",
+            help="canary demo (off by default): the last instance adds this many ms to every "
+            "function request",
+        ),
+    ] = 0.0,
+    degrade_last_error_rate: Annotated[
+        float,
+        typer.Option(
+            "--degrade-last-error-rate",
+            help="canary demo (off by default): the last instance answers this percentage of "
+            "function requests 500 INTERNAL_ERROR",
+        ),
+    ] = 0.0,
 ) -> None:
     # the stack pulls in the servers and their clients: only when `up` really runs
     import asyncio
@@ -210,6 +226,8 @@ def up(
         datadog=datadog,
         sentry_dsn=sentry_dsn,
         log_file=log_file,
+        degrade_last_latency_ms=degrade_last_latency_ms,
+        degrade_last_error_rate=degrade_last_error_rate,
     )
     console = Console()
 

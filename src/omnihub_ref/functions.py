@@ -27,6 +27,8 @@ from omnihub_ref.config import (
     FunctionsConfig,
 )
 from omnihub_ref.controls_client import ControlPlane, ControlPlaneError
+from omnihub_ref.degrade import MESSAGE as DEGRADED
+from omnihub_ref.degrade import Degrade
 from omnihub_ref.functions_validate import (
     BadRequest,
     idempotency_key,
@@ -166,8 +168,10 @@ class Functions:
         telemetry: Telemetry,
         controls: ControlPlane | None = None,
         rpc: RpcClient | None = None,
+        degrade: Degrade | None = None,
     ) -> None:
         self.cfg = cfg
+        self.degrade = degrade  # `omnidrill up --degrade-last-*` only: off by default
         self.backends = backends
         self.tm = telemetry
         self.controls = controls or ControlPlane(cfg, telemetry)
@@ -225,7 +229,10 @@ class Functions:
         op = OPERATIONS.get(name, "unknown")
         started = time.perf_counter()
         try:
-            answer = await self._judge(request, name, op, trace_id)
+            if self.degrade is not None and await self.degrade.fails():
+                answer = refuse(500, "INTERNAL_ERROR", DEGRADED)
+            else:
+                answer = await self._judge(request, name, op, trace_id)
         except Exception as exc:  # never crash a worker, never leak a stack trace (S2)
             self.tm.error("internal error", trace_id, "INTERNAL_ERROR", exc, {"function": op})
             answer = refuse(500, "INTERNAL_ERROR", "internal error; see the trace id in the logs")

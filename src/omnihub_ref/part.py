@@ -31,6 +31,7 @@ PENDING_GAUGE_INTERVAL_S = 5.0
 
 async def _functions(settings: dict[str, Any], closers: list[Closer]) -> Any:
     from omnihub_ref.config import FunctionsConfig
+    from omnihub_ref.degrade import Degrade
     from omnihub_ref.functions import Functions, build_backends
 
     known = {f.name for f in fields(FunctionsConfig)}
@@ -39,7 +40,8 @@ async def _functions(settings: dict[str, Any], closers: list[Closer]) -> Any:
     telemetry = _telemetry(settings.get("telemetry", {}), settings.get("instance", ""), closers)
     backends = build_backends(cfg)
     closers.append(backends.aclose)
-    fn = Functions(cfg, backends, telemetry)
+    degrade = Degrade(**settings["degrade"]) if settings.get("degrade") else None
+    fn = Functions(cfg, backends, telemetry, degrade=degrade)
     closers.append(fn.aclose)
     await fn.warm_up()
     if settings.get("pending_gauge"):

@@ -34,6 +34,7 @@ from omnidrill import secrets
 from omnidrill.errors import Inconclusive, UsageError
 from omnihub_ref import embedded
 from omnihub_ref.config import CONTROLS_ROW_ID, FunctionsConfig
+from omnihub_ref.degrade import Degrade
 from omnihub_ref.supervisor import Child, LogLine, Part, PartFailed, ReadyPipe, Supervisor
 
 # Offsets from --base-port; instance 0 of the functions sits on the base port itself.
@@ -104,7 +105,13 @@ class StackOptions:
     datadog: bool = False
     sentry_dsn: str | None = None
     log_file: Path | None = None  # JSON telemetry lines; default <run_dir>/functions.jsonl
+    degrade_last_latency_ms: float = 0.0  # a worse last instance, for canary demos
+    degrade_last_error_rate: float = 0.0  # percent
     name: str = "local"
+
+    def degrade(self) -> Degrade:
+        """What `--degrade-last-*` does to the last functions instance (nothing by default)."""
+        return Degrade(self.degrade_last_latency_ms, self.degrade_last_error_rate / 100.0)
 
     def limits(self) -> dict[str, Any]:
         base = FAST if self.fast else DEFAULTS
@@ -117,6 +124,18 @@ class StackOptions:
     def check(self) -> None:
         if not 1 <= self.instances <= 32:
             raise UsageError(f"--instances must be between 1 and 32, got {self.instances}")
+        if self.degrade_last_latency_ms < 0 or not 0 <= self.degrade_last_error_rate <= 100:
+            raise UsageError(
+                "--degrade-last-latency-ms must be >= 0 and --degrade-last-error-rate a "
+                f"percentage (0-100), got {self.degrade_last_latency_ms:g} and "
+                f"{self.degrade_last_error_rate:g}"
+            )
+        worse = self.degrade_last_latency_ms or self.degrade_last_error_rate
+        if worse and self.instances < 2:
+            raise UsageError(
+                "--degrade-last-* makes the last instance a worse canary: it needs "
+                "--instances 2 or more (the first ones are the baseline)"
+            )
         if self.base_port and not 1024 <= self.base_port <= 65535 - 60:
             raise UsageError(f"--base-port must be 0 or within 1024-65475, got {self.base_port}")
         if self.redis and urlsplit(self.redis).scheme not in ("redis", "rediss"):
@@ -464,11 +483,14 @@ class _Starter:
                     },
                     # one instance reports the approval queue's depth, as one cron job would
                     "pending_gauge": i == 0,
+                    **({"degrade": dataclasses.asdict(degrade)} if worse else {}),
                 }
             ).encode()
 
+        degrade = self.opts.degrade()
+        worse = i == self.opts.instances - 1 and bool(degrade.latency_ms or degrade.error_rate)
         part = _python_part(f"functions-{i}", "functions", {}, sock)
-        self._started(await self.sup.start(part, settings()), "")
+        self._started(await self.sup.start(part, settings()), degrade.describe() if worse else "")
 
     # --- the whole stack ------------------------------------------------------------------
 

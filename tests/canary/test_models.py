@@ -125,4 +125,4 @@ def test_dry_run_says_sides_metrics_and_drills() -> None:
     assert "baseline: http://127.0.0.1:1 (profile two)" in text
     assert "canary: http://127.0.0.1:2 (profile two)" in text
     assert "wallet-balance p95: worse if it rises by more than 20 % (needs 200 a side)" in text
-    assert "alpha 0.0017" in text and "then against the canary only: chaos/kill-switch.yaml" in text
+    assert "alpha 0.0014" in text and "then against the canary only: chaos/kill-switch.yaml" in text
