@@ -262,3 +262,17 @@ def test_a_query_is_refused_up_front_where_telemetry_goes_to_an_intake(tmp_path:
     with pytest.raises(UsageError, match="keeps points, not queries"):
         preflight(tmp_path / "c.yaml", scenario(metrics=[lag]), profile)
     preflight(tmp_path / "c.yaml", scenario(), profile)  # measures are computed from the points
+
+
+def test_the_report_says_the_window_and_draws_both_series(dd: FakeDatadog, tmp_path: Path) -> None:
+    from omnidrill.report.canary_charts import canary_metric_svg
+    from omnidrill.report.journal import _canary
+
+    feed(dd, "v1", seed=1)
+    feed(dd, "v2", seed=2, slower=1.3)
+    view = _canary(run(scenario(), tmp_path).to_json())
+    assert view.window is not None and view.window["to_utc"].endswith("+00:00")
+    p95 = view.metrics[0]
+    assert len(p95.distributions["canary"]["series"]) == 30
+    svg = canary_metric_svg(p95)
+    assert svg is not None and svg.startswith("<svg") and "interval (in time order)" in svg

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from omnidrill.canary.judge import MetricData
@@ -193,6 +193,12 @@ def run_passive(
                 if side.n == 0
             )
             data[m.label] = MetricData(*sides, series=m.measure != "error_rate", note=note)
-    where = intake or "datadog"
-    bounds = {"source": where, "from": start, "to": end, "interval_s": window.interval}
+    bounds = {
+        "source": intake or "datadog",
+        "from": start,
+        "to": end,
+        "from_utc": datetime.fromtimestamp(start, UTC).isoformat(),
+        "to_utc": datetime.fromtimestamp(end, UTC).isoformat(),
+        "interval_s": window.interval,
+    }
     return data, {**bounds, "queries": sent}
