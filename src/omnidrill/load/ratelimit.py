@@ -379,6 +379,10 @@ class Check:
             return "inconclusive", f"{len(failing)} burst requests answered 5xx", ev
         if span > self.window / 10:
             return "inconclusive", f"the burst took {span:.3f}s, over a tenth of the window", ev
+        if admitted == 0 and self.algorithm == "fixed_window":
+            # sent after waiting the announced Retry-After, refused throughout: the reset came
+            # later than announced, which R3 judges; this burst proves nothing about the count
+            return "inconclusive", "the burst after the announced reset was refused whole (R3)", ev
         ok = admitted == self.limit if exact else 0 < admitted <= self.limit
         want = f"exactly {self.limit}" if exact else f"1 to {self.limit}"
         shown = ", ".join(f"{n} x {s}" for s, n in sorted(ev["statuses"].items()))
@@ -465,6 +469,21 @@ class Check:
         ev["codes"] = dict(codes)
         if self.t.expect.get("error_codes", True) and set(codes) != {"RATE_LIMITED"}:
             return "failed", f"refusals carry codes {dict(codes)}, want RATE_LIMITED", ev
+        early = [
+            r
+            for r in ("burst", "r5")
+            if self.algorithm == "fixed_window"
+            and self.hits[r]
+            and all(self.p.is_limited(h) for h in self.hits[r])
+        ]
+        if early:
+            ev["refused_after_reset"] = {r: len(self.hits[r]) for r in early}
+            return (
+                "failed",
+                f"a burst sent after waiting the announced Retry-After was refused whole "
+                f"({', '.join(early)}): the client was not served again",
+                ev,
+            )
         honour = self.hits["honour"]
         ev["honour"] = [h.to_json() for h in honour]
         ev["honour_wait_s"] = self.notes.get("honour_wait_s")

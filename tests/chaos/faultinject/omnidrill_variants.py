@@ -848,9 +848,10 @@ def _expiry_grace_3s() -> None:
 # --- R1-R7 --------------------------------------------------------------------------------------
 
 
-@variant("R1")
+@variant("R1", also=("R5",))
 def _limit_off_by_one() -> None:
-    """R1: `current <= limit`: one request more than the limit is admitted."""
+    """R1: `current <= limit`: one request more than the limit is admitted (R5's total over
+    instances too)."""
     _lua("  if current < limit then", "  if current <= limit then")
     _lua(
         "if math.floor(previous * weight) + current < limit then",
@@ -1066,9 +1067,10 @@ def _errors_remembered() -> None:
     idempotency.REMEMBERED_STATUSES = frozenset({200, 202, 503})
 
 
-@variant("I1")
+@variant("I1", also=("I2",))
 def _check_then_act_claim() -> None:
-    """I1: a key is claimed by GET then SET, not atomically: concurrent copies both send."""
+    """I1: a key is claimed by GET then SET, not atomically: concurrent copies both send (I2's
+    check that a mismatch sent nothing counts the same transaction's sends, so it fails too)."""
     import asyncio
     import json
 
