@@ -1169,9 +1169,9 @@ def _rpc_timeout_just_over() -> None:
     rc.RpcClient.__init__ = init
 
 
-@variant("P1")
+@variant("P1", also=("P4",))
 def _provider_header_always_primary() -> None:
-    """P1: X-RPC-Provider says primary whichever provider answered."""
+    """P1: X-RPC-Provider says primary whichever provider answered (P4's fallback too)."""
     from omnihub_ref import rpc_client as rc
 
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
