@@ -45,6 +45,12 @@ def pg_dsn() -> Iterator[str]:
         admin.close()
 
 
+@pytest.fixture
+def pg_admin(pg_dsn: str) -> str:
+    """The admin DSN (the session database exists, so PostgreSQL answers)."""
+    return PG_ADMIN_DSN
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the test Redis, checked to answer PING."""

@@ -13,13 +13,6 @@ from chaos.drillkit import run_drills
 from chaos.variantkit import variant_stack
 
 
-@pytest.fixture
-def pg_admin(pg_dsn: str) -> str:
-    from conftest import PG_ADMIN_DSN
-
-    return PG_ADMIN_DSN
-
-
 @pytest.mark.serial
 @pytest.mark.postgres
 @pytest.mark.redis

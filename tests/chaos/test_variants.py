@@ -46,13 +46,6 @@ def _judge(name: str, tmp_path: Path, pg_admin: str, redis_url: str, prefix: str
     assert result.journal.get("pending_undos") in ([], None), "every undo ran"
 
 
-@pytest.fixture
-def pg_admin(pg_dsn: str) -> str:
-    from conftest import PG_ADMIN_DSN
-
-    return PG_ADMIN_DSN
-
-
 @pytest.mark.serial
 @pytest.mark.postgres
 @pytest.mark.redis

@@ -10,13 +10,6 @@ import pytest
 from chaos.variantkit import ELSEWHERE_PROFILE, declared, run_suite, variant_stack
 
 
-@pytest.fixture
-def pg_admin(pg_dsn: str) -> str:
-    from conftest import PG_ADMIN_DSN
-
-    return PG_ADMIN_DSN
-
-
 @pytest.mark.serial
 @pytest.mark.postgres
 @pytest.mark.redis
