@@ -36,6 +36,7 @@ __all__ = [
     "SuiteResult",
     "Variant",
     "declared",
+    "drills_covering",
     "run_suite",
     "variant_stack",
 ]
@@ -105,15 +106,29 @@ class SuiteResult:
         }
 
 
+def drills_covering(clauses: set[str]) -> list[Path]:
+    """The standard drills whose `contract:` names any of `clauses`."""
+    import re
+
+    found = []
+    for path in DRILLS:
+        m = re.search(r"^contract:\s*\[([^\]]*)\]", path.read_text(), re.M)
+        if m and clauses & {c.strip() for c in m.group(1).split(",")}:
+            found.append(path)
+    return found
+
+
 def run_suite(
-    stack: Stack, report: Path, drills: bool = True, scenario: bool = True
+    stack: Stack, report: Path, drills: bool | list[Path] = True, scenario: bool = True
 ) -> SuiteResult:
-    """Run the standard drills and/or the rate-limit scenario, as `omnidrill run` would."""
+    """Run the standard drills (all, or those given) and/or the rate-limit scenario, as
+    `omnidrill run` would."""
     from omnidrill.chaos.console import Progress
     from omnidrill.chaos.runner import RunOptions, run
     from omnidrill.cliutil import load_profile
 
-    paths = [*(DRILLS if drills else []), *([RATE_LIMIT] if scenario else [])]
+    chosen = drills if isinstance(drills, list) else DRILLS if drills else []
+    paths = [*chosen, *([RATE_LIMIT] if scenario else [])]
     buf = io.StringIO()
     code = run(
         paths,
