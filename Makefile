@@ -22,7 +22,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 3 --dist loadfile -m "not serial and not slow"
-	$(BIN)/pytest -m "serial and not slow"
+	$(BIN)/pytest -n 2 --dist load -m "serial and not slow"
 
 format: setup
 	$(BIN)/ruff format .

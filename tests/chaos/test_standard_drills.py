@@ -46,7 +46,9 @@ def test_the_standard_suite_is_complete() -> None:
     }
 
 
-@pytest.mark.serial
+# tests/test_demo.py runs every drill on the embedded stack in CI; this one, drill by drill, by
+# hand (`-m slow`)
+@pytest.mark.slow
 @pytest.mark.parametrize("drill", DRILLS)
 def test_drill_passes_on_embedded_stack(embedded: Stack, drill: str, tmp_path: Path) -> None:
     result = run_drills(embedded, drill, report=tmp_path / "report")
@@ -78,7 +80,9 @@ def test_a_path_the_profile_does_not_offer_skips_its_drill(embedded: Stack, tmp_
     assert strict.code == 1, "a skipped drill counts as a failure under --strict"
 
 
-@pytest.mark.serial
+# In CI the variants' tests run every drill on external PostgreSQL and Redis (each through the
+# drills naming its clause, every other clause of them passing); drill by drill here, by hand
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.parametrize("drill", DRILLS)

@@ -11,6 +11,7 @@ from chaos.variantkit import ELSEWHERE_PROFILE, declared, run_suite, variant_sta
 
 
 @pytest.mark.serial
+@pytest.mark.timeout(600)  # every drill and the rate-limit scenario: 2-5 min
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_a_correct_target_written_elsewhere_passes_every_drill_and_scenario(
