@@ -219,7 +219,7 @@ def bench_p50(seconds: float, warmup: float, connections: int) -> dict:
     intake = ThreadedIntake().start()
     try:
         runs = {
-            "without telemetry": ([], {}),
+            "without telemetry": (["--no-metrics"], {}),
             "with metrics and errors to the intake": (
                 ["--datadog", "--sentry-dsn", intake.dsn()],
                 {"DD_API_KEY": "bench", "DD_SITE": intake.url},

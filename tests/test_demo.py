@@ -1,5 +1,6 @@
 """`omnidrill demo`: every standard drill passes against the reference stack (its embedded
-backends), in under 150 s. tests/chaos/test_standard_drills.py runs them on external ones."""
+backends), its monitors alert (O1), in under 150 s. tests/chaos/test_standard_drills.py runs
+them on external ones."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ DEMO_TIMEOUT_S = 280
 
 @pytest.mark.serial
 def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
-    # a copy of the project's drills and scenarios, so reports/ lands in tmp_path
-    for folder in ("chaos", "scenarios"):
+    # a copy of the project's drills, scenarios and monitors, so reports/ lands in tmp_path
+    for folder in ("chaos", "scenarios", "monitors"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     started = time.monotonic()
     done = subprocess.run(
@@ -52,6 +53,26 @@ def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
     assert any("R7" in r.split("|")[2] for r in drill_rows)
     n = len(standard)
     assert f"demo: {n} drills: {n} passed, 0 failed, 0 skipped" in out
+    # O1: every drill a monitor names says which monitors alerted and after how long; on the
+    # reference stack every one of them alerts
+    journal = json.loads((run_dir / "journal.json").read_text())
+    monitored = {
+        Path(d["file"]).stem: d["detection"]["expected"]
+        for d in journal["drills"]
+        if d["detection"]["expected"]
+    }
+    assert {"kill-switch", "controls-outage", "rpc-primary-outage"} <= set(monitored)
+    total = sum(len(ids) for ids in monitored.values())
+    headline = (
+        f"demo: monitors (O1): {total} of {total} expected alerted in {len(monitored)} drills"
+    )
+    assert headline in out, out[-3000:]
+    for name, ids in monitored.items():
+        line = re.search(rf"demo:   {name}: {len(ids)}/{len(ids)} alerted: (.*)", out)
+        assert line, (name, out[-3000:])
+        for mid in ids:
+            assert re.search(rf"\b{mid} after \d+\.\d\d s", line[1]), (mid, line[1])
+    assert "Monitors each drill must trip (O1)" in summary
     assert "| smoke | ✅ passed |" in summary
     assert "| rate-limit | ✅ passed | 6/6 |" in summary
     html = (run_dir / "report.html").read_text()
@@ -62,7 +83,6 @@ def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
     assert html.count('data-verdict="passed"><td><b>R') == 6
     # every undo ran, and the drills' own traffic stays clear of the rate limit (CONTRACT
     # section 4); the rate-limit scenario's 429s are its point
-    journal = json.loads((run_dir / "journal.json").read_text())
     assert journal["pending_undos"] == []
     limited = {
         b["drill"]: b["by_status"]["429"]

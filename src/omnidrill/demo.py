@@ -1,8 +1,10 @@
 """`omnidrill demo`: the reference stack, the standard drills, a smoke load and the rate limit.
 
-Starts `omnidrill up --fast` in the background, runs chaos/, scenarios/smoke.yaml and
+Starts `omnidrill up --fast` in the background (its functions send their metrics and errors to
+the intake it starts, and its profile says so), runs chaos/, scenarios/smoke.yaml and
 scenarios/rate-limit.yaml against it through the same code path as `omnidrill run`, stops the
-stack, says where the report is, and exits with the run's code.
+stack, says which monitors each drill tripped and after how long (CONTRACT O1), where the
+report is, and exits with the run's code.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +22,7 @@ from omnidrill.errors import UsageError
 
 DRILLS = Path("chaos")
 SCENARIOS = (Path("scenarios/smoke.yaml"), Path("scenarios/rate-limit.yaml"))
+MONITORS = Path("monitors/env/local.yaml")  # the monitors the drills' O1 checks evaluate
 # Two instances, so the drills check "every instance" and the rate-limit scenario can judge R5
 # (one limit across instances); ports chosen by the OS, so a running `omnidrill up` is left alone.
 STACK_ARGS = ("--fast", "--instances", "2", "--base-port", "0")
@@ -27,7 +30,7 @@ WORK_DIR = Path(".omnidrill") / "demo"
 
 
 def _inputs(root: Path) -> list[Path]:
-    missing = [p for p in (DRILLS, *SCENARIOS) if not (root / p).exists()]
+    missing = [p for p in (DRILLS, *SCENARIOS, MONITORS) if not (root / p).exists()]
     if missing:
         raise UsageError(
             f"the demo runs from the project's root folder: {', '.join(map(str, missing))} "
@@ -54,6 +57,33 @@ def _summarize(out: Path, say: Callable[[str], None]) -> None:
     for d in run.drills:
         if d.verdict == "skipped":
             say(f"demo: skipped {d.title}: {d.reason}")
+    _summarize_monitors(run, say)
+
+
+def _summarize_monitors(run: Any, say: Callable[[str], None]) -> None:
+    """For every drill some monitor names (tripped_by): which alerted, and after how long."""
+    observed = [d for d in run.drills if d.detection and d.detection.monitors]
+    if not observed:
+        return
+    skipped = next((d.detection.skipped for d in observed if d.detection.skipped), None)
+    if skipped:
+        say(f"demo: monitors (O1) not checked: {skipped}")
+        return
+    alerted = sum(d.detection.alerted for d in observed)
+    expected = sum(len(d.detection.monitors) for d in observed)
+    mttd = run.mean_time_to_detect()
+    mean = f", mean time to detect {mttd[0]:.2f} s" if mttd else ""
+    drills = f"{len(observed)} drills"
+    say(f"demo: monitors (O1): {alerted} of {expected} expected alerted in {drills}{mean}")
+    for d in observed:
+        det = d.detection
+        shown = ", ".join(
+            f"{m.id} after {m.time_to_detect_s:.2f} s"
+            if m.time_to_detect_s is not None
+            else f"{m.id} {m.outcome}"
+            for m in det.monitors
+        )
+        say(f"demo:   {d.name}: {det.alerted}/{len(det.monitors)} alerted: {shown}")
 
 
 def run_demo(

@@ -28,8 +28,14 @@ UP_HELP = "\n\n".join(
     [
         "Start the reference OmniHub stack, one process per part, until Ctrl-C or SIGTERM.",
         "Parts: PostgreSQL and Redis (embedded from their wheels unless --postgres / --redis), "
-        "the control API, two mock RPC providers, the fault proxy and N functions instances. "
-        "A part that stops on its own stops the stack: `up` says which and exits 5.",
+        "the control API, two mock RPC providers, the fault proxy, a telemetry intake and N "
+        "functions instances. A part that stops on its own stops the stack: `up` says which "
+        "and exits 5.",
+        "The functions send their metrics (Datadog API client) and errors (sentry-sdk) to the "
+        "intake, and the profile says so (observe:), so drills check that the monitors alert "
+        "(CONTRACT O1) and errors reach Sentry (O2). --no-metrics: they send nothing, and "
+        "drills fail O1. --datadog or --sentry-dsn: they send to Datadog or Sentry instead, no "
+        "intake is started and the profile has no observe: (O1 and O2 skipped).",
         "Reads these variables of CONTRACT section 8 (a flag wins over its variable): "
         "DATABASE_URL, REDIS_URL, RPC_PRIMARY_URL, RPC_FALLBACK_URL, CONTROL_API_URL, "
         "RATE_LIMIT, RATE_WINDOW_S, RATE_ALGORITHM, APPROVAL_TTL_S, RPC_TIMEOUT_MS, "
@@ -160,11 +166,24 @@ def up(
             envvar="TRUST_FORWARDED_FOR",
         ),
     ] = True,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="send metrics and errors to the stack's intake; --no-metrics: send nothing",
+        ),
+    ] = True,
     datadog: Annotated[
-        bool, typer.Option("--datadog", help="send metrics to Datadog (DD_API_KEY, DD_SITE)")
+        bool,
+        typer.Option(
+            "--datadog", help="send metrics to Datadog (DD_API_KEY, DD_SITE), not to an intake"
+        ),
     ] = False,
     sentry_dsn: Annotated[
-        str | None, typer.Option("--sentry-dsn", help="send errors to Sentry", envvar="SENTRY_DSN")
+        str | None,
+        typer.Option(
+            "--sentry-dsn", help="send errors to that Sentry, not to an intake", envvar="SENTRY_DSN"
+        ),
     ] = None,
     log_file: Annotated[
         Path | None,
@@ -225,6 +244,7 @@ def up(
         trust_forwarded_for=trust_forwarded_for,
         datadog=datadog,
         sentry_dsn=sentry_dsn,
+        metrics=metrics,
         log_file=log_file,
         degrade_last_latency_ms=degrade_last_latency_ms,
         degrade_last_error_rate=degrade_last_error_rate,
@@ -269,6 +289,8 @@ def stack_table(stack: RunningStack) -> Table:
     row("faultproxy", "fault proxy API", stack.urls["toxiproxy"])
     for p in stack.proxies:
         table.add_row(f"  path {p['name']}", "", p["listen"], f"→ {p['upstream']}")
+    if "intake" in stack.urls:
+        row("intake", "telemetry intake", stack.urls["intake"])
     lim = stack.profile["limits"]
     table.add_row(
         "limits",
@@ -276,10 +298,23 @@ def stack_table(stack: RunningStack) -> Table:
         f"{lim['rate_limit']} per {lim['rate_window_s']} s ({lim['rate_algorithm']})",
         "in Redis",
     )
+    opts = stack.options
     sinks = ["JSON lines"]
-    sinks += ["Datadog"] if stack.options.datadog else []
-    sinks += ["Sentry"] if stack.options.sentry_dsn else []
+    if "intake" in stack.urls and opts.metrics:
+        sinks += ["the intake (metrics, errors)"]
+    sinks += ["Datadog"] if opts.datadog else []
+    sinks += ["Sentry"] if opts.sentry_dsn else []
     table.add_row("telemetry", "", stack.urls.get("telemetry_log", ""), " + ".join(sinks))
+    observe = stack.profile.get("observe")
+    table.add_row(
+        "detection",
+        "",
+        f"observe: intake, env {observe['env']}" if observe else "-",
+        f"O1 within {lim['detect_timeout_s']:g} s, OK within {lim['resolve_timeout_s']:g} s"
+        if observe
+        else "no observe: in the profile (O1, O2 skipped; add observe: {datadog: true} to "
+        "read Datadog)",
+    )
     if stack.work_dir is not None:
         table.add_row("logs", "", str(stack.work_dir / "logs"), "one file per part")
     return table

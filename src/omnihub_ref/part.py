@@ -108,7 +108,8 @@ def _telemetry(opts: dict[str, Any], instance: str, closers: list[Closer]) -> An
     else:
         stream = Path(log_file).open("a", encoding="utf-8")  # noqa: SIM115  closed at stop
         closers.append(lambda: asyncio.to_thread(stream.close))
-    sink = DatadogSink() if opts.get("datadog") else None
+    # the stack's intake: its URL as DD_SITE and any key; else DD_API_KEY and DD_SITE
+    sink = DatadogSink(opts.get("dd_api_key"), opts.get("dd_site")) if opts.get("datadog") else None
     dsn = opts.get("sentry_dsn")
     if dsn:
         init_sentry(dsn)

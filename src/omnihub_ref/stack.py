@@ -1,11 +1,13 @@
 """The reference OmniHub stack, one process per part, as it is deployed.
 
 PostgreSQL and Redis (embedded from their wheels unless a DSN or URL is given), the control
-API, the two mock RPC providers, the fault proxy and every functions instance each run in a
-process of their own under one supervisor (`supervisor.py`). The functions reach every
-upstream through a fault-proxy path named as CONTRACT section 8 names it, so drills can cut
-each one. `run_stack` serves until told to stop, or until a part dies, and writes a target
-profile that points at what it started.
+API, the two mock RPC providers, the fault proxy, the telemetry intake and every functions
+instance each run in a process of their own under one supervisor (`supervisor.py`). The
+functions reach every upstream through a fault-proxy path named as CONTRACT section 8 names
+it, so drills can cut each one, and send their section 7 metrics and errors to the intake as
+they would to Datadog and Sentry (over HTTP: the stack runs the harness's `omnidrill intake`
+as a command, it never imports it). `run_stack` serves until told to stop, or until a part
+dies, and writes a target profile that points at what it started.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ PORT_OFFSETS = {
     "redis": 8,
     "postgres_server": 9,
     "redis_server": 10,
-    # 11-19: kept free for parts still to come (a telemetry intake, say)
+    "intake": 11,  # HTTP, and DogStatsD over UDP on the same number
+    # 12-19: kept free for parts still to come
 }
 EXTRA_INSTANCE_OFFSET = 19  # instance i >= 1 listens on base + 19 + i
 PROXY_NAMES = ("rpc_primary", "rpc_fallback", "control_plane", "redis")
@@ -71,6 +74,13 @@ DEFAULTS = {
     "controls_ttl_ms": 1000,
     "controls_timeout_ms": 1000,
 }
+# The profile's O1 bounds for a stack that sends to its intake: monitors/env/local.yaml's drill
+# windows make detection and resolution take a few seconds; these leave room for a busy machine.
+DETECT_LIMITS = {"detect_timeout_s": 15.0, "resolve_timeout_s": 15.0}
+# The Datadog API key and Sentry DSN key the functions present to the intake, which takes any
+# (it is no secret).
+INTAKE_KEY = "omnihub-local"
+
 # CONTRACT section 8 names of the external endpoints; a profile refers to a URL given through
 # one of them as {env: NAME} rather than writing it (a provider URL carries its key).
 URL_ENV = {"rpc_primary": "RPC_PRIMARY_URL", "rpc_fallback": "RPC_FALLBACK_URL"}
@@ -102,12 +112,18 @@ class StackOptions:
     anon_key: str | None = None
     service_role_key: str | None = None
     trust_forwarded_for: bool = True
-    datadog: bool = False
-    sentry_dsn: str | None = None
+    datadog: bool = False  # metrics to Datadog (DD_API_KEY, DD_SITE): no intake is started
+    sentry_dsn: str | None = None  # errors to that Sentry: no intake is started
+    metrics: bool = True  # False (--no-metrics): the functions send no metric and no error
     log_file: Path | None = None  # JSON telemetry lines; default <run_dir>/functions.jsonl
     degrade_last_latency_ms: float = 0.0  # a worse last instance, for canary demos
     degrade_last_error_rate: float = 0.0  # percent
     name: str = "local"
+
+    @property
+    def intake(self) -> bool:
+        """The stack runs its own intake unless metrics or errors go to a SaaS."""
+        return not self.datadog and not self.sentry_dsn
 
     def degrade(self) -> Degrade:
         """What `--degrade-last-*` does to the last functions instance (nothing by default)."""
@@ -135,6 +151,11 @@ class StackOptions:
             raise UsageError(
                 "--degrade-last-* makes the last instance a worse canary: it needs "
                 "--instances 2 or more (the first ones are the baseline)"
+            )
+        if not self.metrics and not self.intake:
+            raise UsageError(
+                "--no-metrics sends nothing, so it excludes --datadog and --sentry-dsn "
+                "(or SENTRY_DSN)"
             )
         if self.base_port and not 1024 <= self.base_port <= 65535 - 60:
             raise UsageError(f"--base-port must be 0 or within 1024-65475, got {self.base_port}")
@@ -423,6 +444,62 @@ class _Starter:
         assert found is not None
         return found[1]
 
+    async def intake(self) -> str | None:
+        """The harness's Datadog- and Sentry-compatible intake, run by its command (the stack
+        talks to it over HTTP only); none when telemetry goes to Datadog or Sentry itself."""
+        if not self.opts.intake:
+            return None
+        port = self.ports.port("intake")
+        host = _loopback(self.opts.host)  # it takes any key: never on every interface
+        part = Part(
+            name="intake",
+            argv=[
+                sys.executable,
+                "-m",
+                "omnidrill.cli",
+                "intake",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ],
+            ready=LogLine(r"omnidrill intake listening on http://"),
+        )
+        try:
+            child = await self.sup.start(part)
+        except PartFailed as exc:
+            if "cannot listen" in str(exc) or "cannot receive" in str(exc):
+                raise _clash(self.opts, f"the intake cannot listen on port {port}") from None
+            raise
+        log = child.log_path.read_text("utf-8")
+        found = re.search(r"listening on (http://\S+) \(DogStatsD on udp (\S+);", log)
+        assert found is not None
+        sends = (
+            "the functions send nothing (--no-metrics)"
+            if not self.opts.metrics
+            else "the functions' metrics (Datadog API) and errors (Sentry DSN)"
+        )
+        self._started(child, f"omnidrill intake, DogStatsD on udp {found[2]}; {sends}")
+        self.stack.urls["intake"] = found[1]
+        return found[1]
+
+    def telemetry(self) -> dict[str, Any]:
+        """Where the functions send their section 7 metrics and errors (JSON lines always)."""
+        out: dict[str, Any] = {
+            "log_file": self.stack.urls["telemetry_log"],
+            "datadog": self.opts.datadog,
+            "sentry_dsn": self.opts.sentry_dsn,
+        }
+        intake = self.stack.urls.get("intake")
+        if intake and self.opts.metrics:
+            out.update(
+                datadog=True,
+                dd_site=intake,
+                dd_api_key=INTAKE_KEY,
+                sentry_dsn=intake_dsn(intake),
+            )
+        return out
+
     def control_api_url(self) -> tuple[str, socket.socket | None]:
         """Where the control API is (its socket bound now, so the proxy can point at it)."""
         if self.opts.control_api_url:
@@ -476,11 +553,7 @@ class _Starter:
                 {
                     "functions": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "extra"},
                     "instance": f"functions-{i}",
-                    "telemetry": {
-                        "log_file": self.stack.urls["telemetry_log"],
-                        "datadog": self.opts.datadog,
-                        "sentry_dsn": self.opts.sentry_dsn,
-                    },
+                    "telemetry": self.telemetry(),
                     # one instance reports the approval queue's depth, as one cron job would
                     "pending_gauge": i == 0,
                     **({"degrade": dataclasses.asdict(degrade)} if worse else {}),
@@ -501,6 +574,8 @@ class _Starter:
         # The control API (after its database) starts beside the rest; the paths are opened as
         # soon as the fault proxy is up (the control API's address is known already).
         control_task = asyncio.ensure_future(self.control_api(control_sock))
+        # the intake is needed only once the functions are told where to send
+        intake_task = asyncio.ensure_future(self.intake())
         try:
             redis_url, primary, fallback, toxiproxy = await _gather(
                 self.redis(),
@@ -509,7 +584,7 @@ class _Starter:
                 self.fault_proxy(),
             )
         except BaseException:
-            await _gather(control_task)  # its own failure first, if it has one
+            await _gather(control_task, intake_task)  # their own failures first, if any
             raise
         stack.urls.update(
             control_api=control, rpc_primary=primary, rpc_fallback=fallback, toxiproxy=toxiproxy
@@ -525,8 +600,7 @@ class _Starter:
                 upstreams[name] = _upstream(url, 80)
         if urlsplit(redis_url).scheme == "redis":
             upstreams["redis"] = _upstream(redis_url, 6379)
-        listens = await _gather(self.populate(toxiproxy, upstreams), control_task)
-        listens = listens[0]
+        listens = (await _gather(self.populate(toxiproxy, upstreams), control_task, intake_task))[0]
         self.sup.say("fault-proxy paths open")
 
         def via(name: str, url: str) -> str:
@@ -635,8 +709,17 @@ def build_profile(
             "controls_timeout_ms": limits["controls_timeout_ms"],
         },
     }
+    if "intake" in stack.urls:
+        # O1 and O2 read what reached the intake (nothing at all under --no-metrics)
+        profile["limits"].update(DETECT_LIMITS)
+        profile["observe"] = {"intake": stack.urls["intake"], "env": "local"}
     _validate_profile(profile)
     return profile
+
+
+def intake_dsn(intake_url: str) -> str:
+    """A Sentry DSN that sends to the intake at `intake_url` (project 1)."""
+    return f"http://{INTAKE_KEY}@{intake_url.removeprefix('http://')}/1"
 
 
 def _url_ref(url: str, what: str) -> Any:

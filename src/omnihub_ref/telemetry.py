@@ -1,7 +1,9 @@
-"""Metrics and errors of CONTRACT section 7: JSON log lines always, Datadog and Sentry on request.
+"""Metrics and errors of CONTRACT section 7: JSON log lines always, and through the Datadog API
+client and sentry-sdk when a DatadogSink and a DSN are given.
 
-Datadog is only used when a DatadogSink is given (``omnidrill up --datadog``) and Sentry only
-with a DSN (``--sentry-dsn``), so a demo never writes into a real account by accident.
+``omnidrill up`` points both at the intake it starts (its URL as DD_SITE, a DSN on it), so a
+demo never writes into a real account by accident; ``--datadog`` and ``--sentry-dsn`` send to
+the real services instead, ``--no-metrics`` nowhere.
 """
 
 from __future__ import annotations

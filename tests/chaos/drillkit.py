@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,9 +58,18 @@ class Stack:
 
 @contextlib.contextmanager
 def start_stack(
-    tmp: Path, *args: str, fault: str | None = None, env: dict[str, str] | None = None
+    tmp: Path,
+    *args: str,
+    fault: str | None = None,
+    env: dict[str, str] | None = None,
+    observe: bool = True,
 ) -> Iterator[Stack]:
-    """The reference stack (`--fast`, OS-chosen ports); `fault` replaces one behaviour."""
+    """The reference stack (`--fast`, OS-chosen ports); `fault` replaces one behaviour.
+
+    Its profile is the one `omnidrill up` wrote: `observe:` names the stack's intake, so drills
+    judge O1 and O2. `observe=False` leaves that section out (O1 and O2 skipped), for tests
+    that judge other clauses over many drills: waiting for each drill's monitors to resolve
+    costs a few seconds a drill."""
     from omnidrill.launch import launch_stack
 
     env = dict(env or {})
@@ -71,7 +81,26 @@ def start_stack(
             [str(FAULTINJECT), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
     with launch_stack(["--fast", "--base-port", "0", *args], tmp, env=env) as (path, profile):
-        yield Stack(path, profile, tmp)
+        stack = Stack(path, profile, tmp)
+        yield stack if observe else unobserved(stack)
+
+
+def declared(stack: Stack, overrides: dict[str, Any]) -> Stack:
+    """The stack with a profile that declares more (`expect`, `limits`), merged per section."""
+    data = json.loads(json.dumps(stack.profile))
+    for section, values in overrides.items():
+        data[section] = {**(data.get(section) or {}), **values}
+    path = stack.tmp / "declared.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return Stack(path, data, stack.tmp)
+
+
+def unobserved(stack: Stack) -> Stack:
+    """The stack with a profile that has no `observe:` section, as a target without telemetry."""
+    data = {k: v for k, v in stack.profile.items() if k != "observe"}
+    path = stack.tmp / "unobserved.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return Stack(path, data, stack.tmp)
 
 
 @dataclass

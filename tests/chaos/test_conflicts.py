@@ -30,7 +30,8 @@ ROW_FIELDS = ("omnihub_kill_switch", "execution_safe_mode", "operator_takeover",
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with start_stack(tmp_path_factory.mktemp("conflicts")) as s:
+    # no `observe:`: drills written here, in folders without monitors, judged on conflicts
+    with start_stack(tmp_path_factory.mktemp("conflicts"), observe=False) as s:
         yield s
 
 
@@ -471,7 +472,8 @@ def test_no_approval_a_standard_drill_caused_is_left_pending(
 
     drills = sorted(p.stem for p in CHAOS.glob("*.yaml") if which(p))
     assert "approval-flow" in drills and "kill-switch" in drills
-    with start_stack(tmp_path / "stack", "--approval-ttl-s", "3600") as contract_ttl:
+    args = ("--approval-ttl-s", "3600")  # approvals are judged here, O1 elsewhere
+    with start_stack(tmp_path / "stack", *args, observe=False) as contract_ttl:
         assert contract_ttl.profile["limits"]["approval_ttl_s"] == 3600
         result = run_drills(contract_ttl, *drills, report=tmp_path / "r")
         op = Operator(contract_ttl)

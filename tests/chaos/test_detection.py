@@ -1,8 +1,9 @@
-"""CONTRACT O1 and O2 against the reference stack sending its telemetry to an intake: the
-monitors that name a drill alert and resolve, with time to detect and time to resolve; a target
-that sends nothing, or a monitor watching a metric nobody sends, fails O1 as `undetected` while
-every other clause keeps its verdict; without `observe:` both are skipped and nothing else
-changes; unexpected alerts are noise."""
+"""CONTRACT O1 and O2 against the reference stack as `omnidrill up` runs it, sending its
+telemetry to the intake it starts: the monitors that name a drill alert and resolve, with time
+to detect and time to resolve; `up --no-metrics` (the target sends nothing), or a monitor
+watching a metric nobody sends, fails O1 as `undetected` while every other clause keeps its
+verdict; without `observe:` both are skipped and nothing else changes; unexpected alerts are
+noise."""
 
 from __future__ import annotations
 
@@ -12,24 +13,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.drillkit import Stack, run_drills, start_stack
-from chaos.observekit import o1_steps, observed_stack, project_copy
+from chaos.drillkit import Stack, declared, run_drills, start_stack, unobserved
+from chaos.observekit import o1_steps, project_copy
 
 pytestmark = pytest.mark.serial  # live stacks, timing bounds
 
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with observed_stack(tmp_path_factory.mktemp("observed"), "--instances", "2") as (stack, _):
+    """`up`'s default: metrics and errors go to its intake; the profile says so."""
+    with start_stack(tmp_path_factory.mktemp("observed"), "--instances", "2") as stack:
+        assert stack.profile["observe"]["intake"].startswith("http://")
         yield stack
 
 
 @pytest.fixture(scope="module")
 def silent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The target sends nothing (no metrics, no Sentry); the profile still says where to look."""
-    tmp = tmp_path_factory.mktemp("silent")
-    with observed_stack(tmp, metrics=False, sentry=False, detect_s=3, resolve_s=3) as (stack, _):
-        yield stack
+    """`up --no-metrics`: the target sends nothing (no metrics, no Sentry); the profile still
+    says where to look. Shorter O1 bounds: nothing will come, so every wait runs to its end."""
+    with start_stack(tmp_path_factory.mktemp("silent"), "--no-metrics") as stack:
+        yield declared(stack, {"limits": {"detect_timeout_s": 3, "resolve_timeout_s": 3}})
 
 
 def test_kill_switch_is_detected_and_resolves(observed: Stack, tmp_path: Path) -> None:
@@ -83,6 +86,13 @@ def test_a_target_that_sends_nothing_fails_o1_as_undetected(silent: Stack, tmp_p
         assert drill["clauses"]["O1"] == "failed"
         others = {c: v for c, v in drill["clauses"].items() if c not in ("O1", "O2")}
         assert set(others.values()) == {"passed"}, (name, others)
+        expected = drill["detection"]["expected"]
+        assert expected and set(o1_steps(drill)) == set(expected), name
+        # the closing lines name every monitor that stayed silent
+        shown = f"{name}: 0/{len(expected)} alerted: " + ", ".join(
+            f"{mid} undetected" for mid in expected
+        )
+        assert shown in result.output, result.output[-2000:]
         for mid, step in o1_steps(drill).items():
             assert step["verdict"] == "failed"
             assert step["detail"]["outcome"] == "undetected"
@@ -131,12 +141,12 @@ def test_a_monitor_watching_a_metric_never_sent_is_undetected(
     }
 
 
-def test_without_observe_o1_and_o2_are_skipped_and_nothing_else_changes(tmp_path: Path) -> None:
-    with start_stack(tmp_path / "stack") as stack:
-        result = run_drills(stack, "kill-switch", "rpc-both-down", report=tmp_path / "r")
-        strict = run_drills(
-            stack, "kill-switch", "rpc-both-down", report=tmp_path / "s", strict=True
-        )
+def test_without_observe_o1_and_o2_are_skipped_and_nothing_else_changes(
+    observed: Stack, tmp_path: Path
+) -> None:
+    stack = unobserved(observed)
+    result = run_drills(stack, "kill-switch", "rpc-both-down", report=tmp_path / "r")
+    strict = run_drills(stack, "kill-switch", "rpc-both-down", report=tmp_path / "s", strict=True)
     assert result.code == 0, result.output
     assert strict.code == 0, "a target without telemetry passes, --strict or not"
     for name in ("kill-switch", "rpc-both-down"):
@@ -330,3 +340,21 @@ def test_an_intake_that_does_not_answer_is_no_verdict(observed: Stack, tmp_path:
         and "does not answer" in drill["reason"]
     )
     assert [s for s in drill["steps"] if s["kind"] != "http"] == [], "nothing was touched"
+
+
+def test_a_folder_without_monitors_skips_o1_and_o2_with_that_reason(
+    observed: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team's own drills run against `up`'s profile: nothing to judge the telemetry by."""
+    from omnidrill.chaos.detection import open_setup, plan_lines
+    from omnidrill.profile import TargetProfile, resolve
+
+    resolved = resolve(TargetProfile.model_validate(observed.profile))
+    setup = open_setup(resolved, tmp_path)
+    assert setup.states is None and setup.events is None
+    assert "there are no monitors (monitors/env/*.yaml) under" in (setup.skip_reason or "")
+    monkeypatch.chdir(tmp_path)  # neither the drill's folder nor the working one has monitors
+    drill = tmp_path / "chaos" / "mine.yaml"
+    assert plan_lines(resolved, str(drill)) == [
+        "  monitors: none (no monitors/env/ under the project)"
+    ]

@@ -34,7 +34,9 @@ from omnidrill.profile import TargetProfile, resolve
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with start_stack(tmp_path_factory.mktemp("guarantees"), "--instances", "2") as s:
+    # no `observe:`: these drills are written here, in folders without monitors, and judge
+    # what a run guarantees, not detection (tests/chaos/test_detection.py does)
+    with start_stack(tmp_path_factory.mktemp("guarantees"), "--instances", "2", observe=False) as s:
         yield s
 
 
@@ -567,7 +569,7 @@ recover_within: 20s
 def test_ctrl_c_while_recovery_is_measured_still_releases_the_lock(tmp_path: Path) -> None:
     # A controls cache of 6 s keeps the kill switch answered after the rollback restored the
     # row, so the recovery check is still polling when the signal arrives.
-    with start_stack(tmp_path / "stack", "--controls-ttl-ms", "6000") as slow:
+    with start_stack(tmp_path / "stack", "--controls-ttl-ms", "6000", observe=False) as slow:
         before = target_state(slow)
         drill = tmp_path / "chaos" / "slow-recovery.yaml"
         drill.parent.mkdir()
@@ -603,7 +605,8 @@ def test_paced_traffic_stays_under_the_limit_and_says_what_it_cannot_prove(
     tmp_path: Path,
 ) -> None:
     """Without X-Forwarded-For or a bypass header, drills pace themselves inside the limit."""
-    with start_stack(tmp_path / "stack", "--no-trust-forwarded-for", "--instances", "2") as paced:
+    args = ("--no-trust-forwarded-for", "--instances", "2")
+    with start_stack(tmp_path / "stack", *args, observe=False) as paced:
         result = run_drills(paced, "kill-switch", report=tmp_path / "r")
     j = result.journal
     assert j["target"]["clients"] == "paced"

@@ -33,6 +33,7 @@ PROFILE_KEYS = {
     "rpc_direct",
     "trade",
     "limits",
+    "observe",
 }
 
 
@@ -132,6 +133,9 @@ def test_up_writes_a_valid_profile_uses_its_port_block_and_stops_on_ctrl_c(
         assert profile["limits"]["rate_limit"] == 7
         assert profile["limits"]["rate_window_s"] == 60
         assert profile["limits"]["rate_algorithm"] == "sliding_window"
+        # the stack's intake: drills read O1 and O2 there, within bounds of a few seconds
+        assert profile["observe"] == {"intake": f"http://127.0.0.1:{base + 11}", "env": "local"}
+        assert profile["limits"]["detect_timeout_s"] == profile["limits"]["resolve_timeout_s"] == 15
         # a second stack on the same block is refused with a clear message
         clash = _up(tmp_path / "second", "--base-port", str(base))
         out, _ = clash.communicate(timeout=60)
@@ -142,7 +146,7 @@ def test_up_writes_a_valid_profile_uses_its_port_block_and_stops_on_ctrl_c(
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "stack stopped" in out
-    assert "functions #1" in out and "control_plane" in out
+    assert "functions #1" in out and "control_plane" in out and "telemetry intake" in out
     # the table shows where things run, never the keys (they are in the profile)
     assert profile["keys"]["anon"]["value"] not in out
     assert profile["keys"]["service_role"]["value"] not in out
@@ -150,6 +154,7 @@ def test_up_writes_a_valid_profile_uses_its_port_block_and_stops_on_ctrl_c(
         *profile["instances"],
         profile["controls"]["url"],
         profile["faults"]["toxiproxy_url"],
+        profile["observe"]["intake"],
     ]:
         assert _refused(url), url
 
@@ -179,6 +184,7 @@ def test_two_stacks_run_side_by_side(tmp_path: Path) -> None:
         (["--instances", "0"], "--instances must be between 1 and 32"),
         (["--redis", "http://127.0.0.1:6379"], "--redis must be a redis:// URL"),
         (["--rate-limit", "0"], "rate_limit must be > 0"),
+        (["--no-metrics", "--datadog"], "--no-metrics sends nothing, so it excludes --datadog"),
     ],
 )
 def test_bad_flags_are_refused_clearly(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -291,6 +297,7 @@ PARTS = {
     "rpc_primary",
     "rpc_fallback",
     "faultproxy",
+    "intake",
     "functions-0",
     "functions-1",
 }
@@ -323,19 +330,20 @@ def _gone(pids: list[int], within_s: float = 15.0) -> list[int]:
     return alive
 
 
-def test_one_process_per_part_and_a_killed_instance_stops_up(tmp_path: Path) -> None:
+def test_one_process_per_part_and_a_killed_part_stops_up(tmp_path: Path) -> None:
+    """Any part: here the telemetry intake, the harness's command run as a part."""
     proc = _up(tmp_path, "--base-port", "0", "--instances", "2", "--fast")
     try:
         _wait_profile(proc, tmp_path / "local.yaml")
         parts = _parts(proc.pid)
         assert set(parts) == PARTS, parts
-        os.kill(parts["functions-1"], signal.SIGKILL)
+        os.kill(parts["intake"], signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 5, out
-    assert f"functions-1 (pid {parts['functions-1']}) was killed by SIGKILL" in out, out
+    assert f"intake (pid {parts['intake']}) was killed by SIGKILL" in out, out
     assert "Traceback" not in out
     assert _gone(list(parts.values())) == [], "every other part is stopped with the stack"
 

@@ -116,16 +116,29 @@ def project_root(drill_file: str) -> Path:
     return here if (here / "monitors").is_dir() else Path.cwd()
 
 
+def no_monitors(root: Path) -> str | None:
+    """Why a profile's `observe:` cannot be judged here: the project has no monitors at all
+    (a team's own drill folder run against `omnidrill up`'s profile, say)."""
+    if any((root / "monitors" / "env").glob("*.yaml")):
+        return None
+    return (
+        "the profile's observe: says where the target's telemetry goes, but there are no "
+        f"monitors (monitors/env/*.yaml) under {root} to judge it by"
+    )
+
+
 def open_setup(resolved: Resolved, root: Path) -> ObserveSetup:
-    """Read the profile's `observe:`; a bad setup (no monitors, undeployed ones) raises."""
+    """Read the profile's `observe:`; a bad setup (no monitors of its environment, undeployed
+    ones) raises. Without `observe:`, or without any monitors, O1 and O2 are skipped."""
     from omnidrill.observe.compile import compile_monitors
     from omnidrill.observe.detection import open_states
 
     p = resolved.profile
-    if p.observe is None:
+    unjudged = NO_OBSERVE if p.observe is None else no_monitors(root)
+    if unjudged:
         env = _listing_env(root, p.name, p.environment)
         compiled = compile_monitors(root, env) if env else None
-        return ObserveSetup(None, NO_OBSERVE, _by_drill(compiled), env)
+        return ObserveSetup(None, unjudged, _by_drill(compiled), env)
     states, compiled = open_states(p, root)
     events: Any = None
     if p.observe.intake:
@@ -147,7 +160,7 @@ def plan_lines(resolved: Resolved, file: str) -> list[str]:
 
     p = resolved.profile
     root = project_root(file)
-    obs = p.observe
+    obs = p.observe if not no_monitors(root) else None
     env = (
         monitors_env(obs.env, p.name, p.environment, root)
         if obs is not None
