@@ -63,9 +63,9 @@ def variant_stack(
     args += ["--redis-prefix", f"{redis_prefix}{name or 'correct'}:{uuid.uuid4().hex[:6]}:"]
     args += list(extra)
     try:
-        # no `observe:`: a variant is judged on its own clause and O1 on the correct stack
-        # (test_detection, the standard drills); 13 drills x 26 variants would wait for each
-        # drill's monitors to resolve
+        # no `observe:`: a variant is judged on its own clause, O1 on the correct stack
+        # (test_detection, the demo); every drill of every variant would otherwise wait a few
+        # seconds for its monitors to resolve
         with start_stack(tmp, *args, fault=name or None, observe=False) as stack:
             yield stack
     finally:
