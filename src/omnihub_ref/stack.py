@@ -417,30 +417,32 @@ class _Starter:
         self._started(await self.sup.start(part), "mock JSON-RPC provider")
         return url
 
-    async def fault_proxy(self) -> str:
-        """The harness's Toxiproxy-compatible fault proxy, run as a server of its own."""
-        port = self.ports.port("toxiproxy")
+    async def _harness_server(
+        self, name: str, module: str, args: list[str], host: str, port_name: str, what: str
+    ) -> tuple[Child, str]:
+        """A server of the harness, run by its command (never imported): ready once it says
+        where it listens; a port it cannot have is a clash of the port block."""
+        port = self.ports.port(port_name)
         part = Part(
-            name="faultproxy",
-            argv=[
-                sys.executable,
-                "-m",
-                "omnidrill.faults.server",
-                "--host",
-                self.opts.host,
-                "--port",
-                str(port),
-            ],
+            name=name,
+            argv=[sys.executable, "-m", module, *args, "--host", host, "--port", str(port)],
             ready=LogLine(r"listening on http://"),
         )
         try:
             child = await self.sup.start(part)
         except PartFailed as exc:
-            if "cannot listen" in str(exc):
-                raise _clash(self.opts, f"the fault proxy cannot listen on port {port}") from None
+            if "cannot listen" in str(exc) or "cannot receive" in str(exc):
+                raise _clash(self.opts, f"the {what} cannot listen on port {port}") from None
             raise
+        return child, child.log_path.read_text("utf-8")
+
+    async def fault_proxy(self) -> str:
+        """The harness's Toxiproxy-compatible fault proxy, run as a server of its own."""
+        child, log = await self._harness_server(
+            "faultproxy", "omnidrill.faults.server", [], self.opts.host, "toxiproxy", "fault proxy"
+        )
         self._started(child, "Toxiproxy-compatible (omnidrill.faults.server)")
-        found = re.search(r"listening on (http://\S+)", child.log_path.read_text("utf-8"))
+        found = re.search(r"listening on (http://\S+)", log)
         assert found is not None
         return found[1]
 
@@ -449,29 +451,10 @@ class _Starter:
         talks to it over HTTP only); none when telemetry goes to Datadog or Sentry itself."""
         if not self.opts.intake:
             return None
-        port = self.ports.port("intake")
         host = _loopback(self.opts.host)  # it takes any key: never on every interface
-        part = Part(
-            name="intake",
-            argv=[
-                sys.executable,
-                "-m",
-                "omnidrill.cli",
-                "intake",
-                "--host",
-                host,
-                "--port",
-                str(port),
-            ],
-            ready=LogLine(r"omnidrill intake listening on http://"),
+        child, log = await self._harness_server(
+            "intake", "omnidrill.cli", ["intake"], host, "intake", "intake"
         )
-        try:
-            child = await self.sup.start(part)
-        except PartFailed as exc:
-            if "cannot listen" in str(exc) or "cannot receive" in str(exc):
-                raise _clash(self.opts, f"the intake cannot listen on port {port}") from None
-            raise
-        log = child.log_path.read_text("utf-8")
         found = re.search(r"listening on (http://\S+) \(DogStatsD on udp (\S+);", log)
         assert found is not None
         sends = (
