@@ -1,4 +1,5 @@
-"""The harness never imports the reference stack it judges."""
+"""The harness never imports the reference stack it judges, and the stack reaches the harness's
+intake by its command and over HTTP only."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ast
 from pathlib import Path
 
 HARNESS = Path(__file__).resolve().parents[1] / "src" / "omnidrill"
+STACK = HARNESS.parent / "omnihub_ref"
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -25,6 +27,16 @@ def test_no_harness_module_imports_the_reference_stack() -> None:
         for path in sorted(HARNESS.rglob("*.py"))
         for name in _imported_modules(path)
         if name == "omnihub_ref" or name.startswith("omnihub_ref.")
+    ]
+    assert offenders == []
+
+
+def test_the_reference_stack_never_imports_the_intake() -> None:
+    offenders = [
+        f"{path.relative_to(STACK.parent)} imports {name}"
+        for path in sorted(STACK.rglob("*.py"))
+        for name in _imported_modules(path)
+        if name.startswith("omnidrill.observe.intake")
     ]
     assert offenders == []
 
