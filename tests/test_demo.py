@@ -18,11 +18,13 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# Generous: the target is 150 s on an idle machine; other test sessions share its 2 cores.
-DEMO_TIMEOUT_S = 280
+# Generous: the budget (150 s on an idle machine, benchmarks/demo_bench.py) is not what this
+# test checks; in `make test` another live stack shares the 2 cores.
+DEMO_TIMEOUT_S = 480
 
 
 @pytest.mark.serial
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 30)
 def test_demo_passes_every_drill_and_stops_its_stack(tmp_path: Path) -> None:
     # a copy of the project's drills, scenarios and monitors, so reports/ lands in tmp_path
     for folder in ("chaos", "scenarios", "monitors"):

@@ -17,7 +17,9 @@ from chaos.variantkit import ELSEWHERE_PROFILE, declared, run_suite, variant_sta
 def test_a_correct_target_written_elsewhere_passes_every_drill_and_scenario(
     tmp_path: Path, pg_admin: str, redis_url: str, redis_prefix: str
 ) -> None:
-    args = ("--rate-algorithm", "sliding_window")
+    # approvals live 10 s, not --fast's 3: a drill on a busy machine must reach its approval
+    # before it expires, or its clauses are honestly inconclusive
+    args = ("--rate-algorithm", "sliding_window", "--approval-ttl-s", "10")
     name = "written_elsewhere"
     with variant_stack(tmp_path / "s", name, pg_admin, redis_url, redis_prefix, *args) as stack:
         assert stack.profile["limits"]["rate_algorithm"] == "sliding_window"
