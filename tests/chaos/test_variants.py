@@ -2,7 +2,7 @@
 with evidence naming it, and every other clause still passes (or is skipped).
 
 CI runs one variant per clause (`ci=True` in the catalogue; `serial`: `make test` runs them
-alone) through the drills that name its clause, precise within them; `-m slow` runs every
+after the others) through the drills that name its clause, precise within them; `-m slow` runs every
 variant through the whole suite (by hand), as benchmarks/mutation_score.py does with a score
 per clause. Drill-side variants run the drills,
 rate-limit variants (R1-R6) the rate-limit scenario: patches of the one cannot reach the
