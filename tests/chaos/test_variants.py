@@ -1,10 +1,10 @@
 """The catalogue of faulty variants against the standard suite: each variant's clause fails,
 with evidence naming it, and every other clause still passes (or is skipped).
 
-CI runs one variant per clause (`ci=True` in the catalogue; `serial`: `make test` runs them
-after the others) through the drills that name its clause, precise within them; `-m slow` runs every
-variant through the whole suite (by hand), as benchmarks/mutation_score.py does with a score
-per clause. Drill-side variants run the drills,
+CI runs one variant per clause (`ci=True` in the catalogue; `serial`: `make test` runs
+them after the others) through the drills that name its clause, precise within them;
+`-m slow` runs every variant through the whole suite (by hand), as
+benchmarks/mutation_score.py does with a score per clause. Drill-side variants run the drills,
 rate-limit variants (R1-R6) the rate-limit scenario: patches of the one cannot reach the
 other's clauses, and the mutation score runs both for every variant.
 """
