@@ -323,7 +323,12 @@ def run_tx_present(rt: Runtime, step: TxPresentCheck, res: StepResult) -> None:
         res.verdict = "skipped"
         res.evidence.append("the profile has no rpc_direct routes to ask")
         return
-    problems, notes, countable = rpc.present(providers, sent, step.sends)
+    marks = None
+    if step.since is not None:
+        if step.since not in rt.provider_marks:
+            raise StepNotRun(f"step {step.since!r} did not run")
+        marks = rt.provider_marks[step.since]
+    problems, notes, countable = rpc.present(providers, sent, step.sends, marks)
     res.evidence += notes
     if step.sends is not None and not countable:
         res.verdict = "skipped"

@@ -14,11 +14,19 @@ from omnidrill.chaos.cleanup import after_rollback, left_behind
 from omnidrill.chaos.client import DrillClient
 from omnidrill.chaos.conflicts import conflict_text
 from omnidrill.chaos.halt import HaltWatcher
+from omnidrill.chaos.httpfaults import provider_marks
 from omnidrill.chaos.journal import Journal, iso
 from omnidrill.chaos.ledger import Ledger
 from omnidrill.chaos.lock import refuse_if_held, take
 from omnidrill.chaos.marks import Mark, snapshot
-from omnidrill.chaos.models import STATE_CHANGING, DrillFile, HttpCheck, step_kind, step_label
+from omnidrill.chaos.models import (
+    STATE_CHANGING,
+    DrillFile,
+    HttpCheck,
+    TxPresentCheck,
+    step_kind,
+    step_label,
+)
 from omnidrill.chaos.requirements import skip_reason
 from omnidrill.chaos.runtime import (
     DrillAborted,
@@ -159,6 +167,7 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         deadline=time.monotonic() + drill.max_duration,
     )
     rt.printer = ctx.printer
+    rt.mark_before = {s.since for s in drill.method if isinstance(s, TxPresentCheck) and s.since}
     det = _detection(ctx, rt, file, out)
     out.conflicts, out.not_cleaned = rt.conflicts, rt.not_cleaned  # filled as undos run
     for g in drill.abort_if:
@@ -608,6 +617,8 @@ def _run_step(
     save()
     rt.journal.event("step", f"{phase} {index + 1}: {res.name}", drill=out.file, step=kind)
     try:
+        if getattr(step, "id", None) in rt.mark_before:
+            rt.provider_marks[step.id] = provider_marks(rt)
         if kind in STATE_CHANGING:
             rt.settle_verifications()  # the last fault is proven before the next change
         if hasattr(step, "action"):

@@ -241,7 +241,20 @@ class TxPresentCheck(_Check):
 
     check: Literal["rpc.tx_present"]
     of: str
-    sends: int | None = Field(default=None, ge=1, description="exact number of sends (/__calls)")
+    sends: int | None = Field(
+        default=None, ge=0, description="exact number of sends (/__calls); 0 only with `since`"
+    )
+    since: str | None = Field(
+        default=None,
+        description="id of an earlier step: count only the sends the providers recorded once "
+        "it began (a send before it is an earlier step's to judge)",
+    )
+
+    @model_validator(mode="after")
+    def _zero_needs_since(self) -> TxPresentCheck:
+        if self.sends == 0 and self.since is None:
+            raise ValueError("sends: 0 needs `since` (a present transaction was sent)")
+        return self
 
 
 class ServedCheck(_Check):

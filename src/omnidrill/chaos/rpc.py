@@ -110,13 +110,22 @@ def absent(providers: dict[str, str], sent: list[dict[str, Any]]) -> tuple[list[
 
 
 def present(
-    providers: dict[str, str], sent: list[dict[str, Any]], sends: int | None
+    providers: dict[str, str],
+    sent: list[dict[str, Any]],
+    sends: int | None,
+    marks: dict[str, float | None] | None = None,
 ) -> tuple[list[str], list[str], bool]:
-    """Problems, notes, and whether sends could be counted (every provider offers /__calls)."""
+    """Problems, notes, and whether sends could be counted (every provider offers /__calls).
+    `marks`: count only the calls after each provider's mark (its own clock)."""
     problems: list[str] = []
     notes: list[str] = []
     unique = {s["raw_tx"]: s for s in sent}
     listing = {which: calls(url) for which, url in providers.items()}
+    if marks is not None:
+        listing = {
+            w: None if v is None or marks.get(w) is None else _after(v, marks[w])
+            for w, v in listing.items()
+        }
     countable = all(v is not None for v in listing.values())
     for raw, s in unique.items():
         exists = [
@@ -136,3 +145,7 @@ def present(
             else:
                 notes.append(f"transaction {s['tx_hash']} sent exactly {n} time(s)")
     return problems, notes, countable
+
+
+def _after(calls_list: list[dict[str, Any]], mark: float) -> list[dict[str, Any]]:
+    return [c for c in calls_list if float(c.get("ts") or 0) > mark]

@@ -143,6 +143,10 @@ class Runtime:
         self.trade_users: set[str] = set()  # user ids whose approval rows an undo rejects
         self.approvals: set[str] = set()  # approval ids the drill's trades were answered
         self.broadcast: list[str] = []  # hashes of transactions the drill's trades sent
+        # Steps a later check counts sends from (`rpc.tx_present` `since`): each provider's
+        # clock at its newest call, read as the step begins.
+        self.mark_before: set[str] = set()
+        self.provider_marks: dict[str, dict[str, float | None]] = {}
 
     def settle_verifications(self) -> None:
         """Wait for the probes that prove faults took effect; raise DrillInconclusive if not."""
