@@ -197,6 +197,15 @@ def _pools(client: Any, primary: str, fallback: str) -> Any:
     return view
 
 
+async def _from_fallback(original: Any, client: Any, method: str, params: Any) -> Any:
+    """The fallback's answer, once the primary has failed (it is not asked a second time,
+    which would spend another rpc_timeout on a slow one)."""
+    from omnihub_ref import rpc_client as rc
+
+    res = await original(_pools(client, "fallback", "fallback"), method, params)
+    return rc.RpcResult(res.result, "fallback")
+
+
 def _lua(old: str, new: str) -> None:
     from omnihub_ref import limiter
 
@@ -1201,9 +1210,16 @@ def _made_up_success() -> None:
     _rpc_wrap(wrap)
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Whether an RpcUnavailable came of providers that could not be reached (P2), not of
+    answers that failed (P4: an HTTP status, a JSON-RPC error, a backoff pause)."""
+    return not any(word in str(exc) for word in ("HTTP ", "JSON-RPC", "pause"))
+
+
 @variant("P2")
 def _stale_reads_when_down() -> None:
-    """P2: with both providers down, reads answer 200 from the last good result."""
+    """P2: with both providers unreachable, reads answer 200 from the last good result (a
+    stale-if-error cache for reads; trades are refused)."""
     from omnihub_ref import rpc_client as rc
 
     last: dict[str, Any] = {}
@@ -1211,8 +1227,8 @@ def _stale_reads_when_down() -> None:
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
         try:
             res = await original(self, method, params)
-        except rc.RpcUnavailable:
-            if method in last:
+        except rc.RpcUnavailable as exc:
+            if method in last and method != "eth_sendRawTransaction" and _unreachable(exc):
                 return last[method]
             raise
         last[method] = res
@@ -1223,7 +1239,7 @@ def _stale_reads_when_down() -> None:
 
 @variant("P2")
 def _slow_to_give_up() -> None:
-    """P2: with both down, the 503 comes after 2 x rpc_timeout + 0.7 s of retries."""
+    """P2: with both unreachable, the 503 comes after 2 x rpc_timeout + 0.7 s of reconnects."""
     import asyncio
 
     from omnihub_ref import rpc_client as rc
@@ -1231,8 +1247,9 @@ def _slow_to_give_up() -> None:
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
         try:
             return await original(self, method, params)
-        except rc.RpcUnavailable:
-            await asyncio.sleep(2 * self._timeout + 0.7)
+        except rc.RpcUnavailable as exc:
+            if _unreachable(exc):
+                await asyncio.sleep(2 * self._timeout + 0.7)
             raise
 
     _rpc_wrap(wrap)
@@ -1242,12 +1259,9 @@ def _primary_kept_out(seconds: float) -> None:
     """After the fallback served, the primary is not tried again for `seconds`."""
     import time
 
-    from omnihub_ref import rpc_client as rc
-
     async def wrap(original, self, method, params):  # type: ignore[no-untyped-def]
         if time.monotonic() < getattr(self, "_open_until", 0.0):
-            res = await original(_pools(self, "fallback", "fallback"), method, params)
-            return rc.RpcResult(res.result, "fallback")
+            return await _from_fallback(original, self, method, params)
         res = await original(self, method, params)
         if res.provider == "fallback":
             self._open_until = time.monotonic() + seconds
@@ -1330,7 +1344,7 @@ def _broadcast_retry_forever() -> None:
             except rc.ProviderDown:
                 await asyncio.sleep(0.05)
             except (rc.TransportError, TimeoutError, ValueError):
-                return await original(self, method, params)
+                return await _from_fallback(original, self, method, params)
         raise AssertionError("unreachable")
 
     rc.RpcClient.call = call
@@ -1360,9 +1374,9 @@ def _reads_from_cache_on_error() -> None:
         except rc.ProviderDown:
             if key in cache:
                 return rc.RpcResult(cache[key], "fallback")
-            return await original(self, method, params)
+            return await _from_fallback(original, self, method, params)
         except (rc.TransportError, TimeoutError, ValueError):
-            return await original(self, method, params)
+            return await _from_fallback(original, self, method, params)
         cache[key] = result
         return rc.RpcResult(result, "primary")
 
