@@ -62,3 +62,16 @@ def test_the_closing_table_fits_80_columns_of_a_ci_log() -> None:
         "monitors kill-switch: 2/2 alerted: kill-switch-on 0.39 s, agent-error-rate 1.40 s" in text
     )
     assert "monitors rpc-primary-outage: 0/1 alerted: rpc-errors undetected" in text
+
+
+def test_a_long_list_left_behind_is_cut_short_on_the_console_not_in_the_journal() -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, force_terminal=False, color_system=None)
+    out = _outcome("chaos/kill-switch.yaml", {"kill-switch-on": 0.39})
+    hashes = [f"0x{i:064x}" for i in range(34)]
+    out.not_cleaned = [f"34 transaction(s) broadcast by the drill's trades: {', '.join(hashes)}"]
+    Progress(console).table([out], [], "j")
+    text = buf.getvalue()
+    assert hashes[2] in text and hashes[3] not in text
+    assert "and 31 more (the journal lists all)" in text
+    assert hashes[33] in out.not_cleaned[0], "the outcome (and so the journal) keeps every one"

@@ -63,6 +63,18 @@ def clause_ranges(clauses: list[str]) -> str:
     return ",".join(out)
 
 
+def brief_list(item: str, shown: int = 3) -> str:
+    """'what: a, b, c, d, e' as 'what: a, b, c and 2 more (the journal lists all)'.
+
+    A CI log reads the console line by line; dozens of transaction hashes bury the verdicts."""
+    head, sep, tail = item.partition(": ")
+    parts = tail.split(", ") if sep else []
+    if len(parts) <= shown:
+        return item
+    more = len(parts) - shown
+    return f"{head}: {', '.join(parts[:shown])} and {more} more (the journal lists all)"
+
+
 def short_name(file: str) -> str:
     """A drill's or scenario's file stem: what fits a CI log's 80 columns."""
     return Path(file).stem or file
@@ -197,7 +209,8 @@ class Progress:
                 )
             for item in o.not_cleaned:
                 self.console.print(
-                    f"[yellow]not cleaned[/] {escape(o.title)}: {escape(secrets.scrub(item))}",
+                    f"[yellow]not cleaned[/] {escape(o.title)}: "
+                    f"{escape(brief_list(secrets.scrub(item)))}",
                     soft_wrap=True,
                 )
         self.console.print(f"journal: {escape(journal_path)}")
