@@ -167,7 +167,8 @@ def run_drill(ctx: RunContext, file: str, drill: DrillFile) -> DrillOutcome:
         deadline=time.monotonic() + drill.max_duration,
     )
     rt.printer = ctx.printer
-    rt.mark_before = {s.since for s in drill.method if isinstance(s, TxPresentCheck) and s.since}
+    phases = [*drill.steady_state, *drill.method, *drill.rollbacks]
+    rt.mark_before = {s.since for s in phases if isinstance(s, TxPresentCheck) and s.since}
     det = _detection(ctx, rt, file, out)
     out.conflicts, out.not_cleaned = rt.conflicts, rt.not_cleaned  # filled as undos run
     for g in drill.abort_if:
