@@ -10,7 +10,7 @@ import pytest
 
 from omnidrill import ethtx
 from omnidrill.chaos import rpc
-from omnidrill.chaos.faultside import calls_mark
+from omnidrill.chaos.httpfaults import provider_marks
 from omnihub_ref.rpc_mock import create_rpc_app
 from omnihub_ref.serving import serve_in_thread
 
@@ -30,7 +30,7 @@ def _send(url: str, raw: str) -> None:
 
 
 class _Rt:
-    """What calls_mark reads of a runtime: the profile's rpc_direct route of each provider."""
+    """What provider_marks reads of a runtime: the profile's rpc_direct route of each provider."""
 
     def __init__(self, providers: dict[str, str]) -> None:
         self.resolved = self
@@ -45,7 +45,7 @@ def test_sends_before_the_mark_are_not_counted(providers: dict[str, str]) -> Non
     sent = [{"raw_tx": raw, "tx_hash": ethtx.tx_hash(raw), "status": 200}]
     _send(providers["primary"], raw)
     rt = _Rt(providers)
-    marks = {w: calls_mark(rt, f"rpc_{w}") for w in providers}  # type: ignore[arg-type]
+    marks = provider_marks(rt)  # type: ignore[arg-type]
     assert marks["primary"] and marks["primary"] > 0 and marks["fallback"] == 0.0
     problems, _, countable = rpc.present(providers, sent, 0, marks)
     assert countable and not problems, problems

@@ -146,7 +146,7 @@ def _provider_saw(rt: Runtime, a: Answer, fault: dict[str, Any]) -> tuple[bool |
     mark = fault.get("calls_mark")
     if seen is None or method is None or mark is None:
         return None, f"{name} offers no /__calls to show which requests reached it"
-    since = [c for c in seen if c.get("method") == method and float(c.get("ts") or 0) > mark]
+    since = rpc.calls_after(seen, mark, method)
     if since:
         return True, f"{name} received {len(since)} {method} call(s) since the cut"
     return False, f"{name} received no {method} call since the cut (/__calls)"

@@ -168,7 +168,7 @@ def run_served(rt: Runtime, step: Any, res: StepResult) -> None:
             and a.get("status") == 200
             and a.get("provider") == step.provider
         ]
-        got = [c for c in seen if c.get("method") == method and float(c.get("ts") or 0) > mark]
+        got = rpc.calls_after(seen, mark, method)
         res.detail[method] = {"answers": len(claimed), "calls": len(got)}
         if len(got) < len(claimed):
             problems.append(

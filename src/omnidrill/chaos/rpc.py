@@ -123,7 +123,7 @@ def present(
     listing = {which: calls(url) for which, url in providers.items()}
     if marks is not None:
         listing = {
-            w: None if v is None or marks.get(w) is None else _after(v, marks[w])
+            w: None if v is None or marks.get(w) is None else calls_after(v, marks[w])
             for w, v in listing.items()
         }
     countable = all(v is not None for v in listing.values())
@@ -147,5 +147,12 @@ def present(
     return problems, notes, countable
 
 
-def _after(calls_list: list[dict[str, Any]], mark: float) -> list[dict[str, Any]]:
-    return [c for c in calls_list if float(c.get("ts") or 0) > mark]
+def calls_after(
+    calls_list: list[dict[str, Any]], mark: float, method: str | None = None
+) -> list[dict[str, Any]]:
+    """The calls a provider recorded after `mark` (its own clock), of `method` if given."""
+    return [
+        c
+        for c in calls_list
+        if float(c.get("ts") or 0) > mark and (method is None or c.get("method") == method)
+    ]
