@@ -3,12 +3,15 @@ breaks. Windows are short (10 per 4 s on the fake target, the stack's --fast 20 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from omnidrill.load.models import RateLimitScenario
+from omnidrill.load.plan import as_target
+from omnidrill.load.ratelimit import Check
 from omnidrill.load.runner import ScenarioResult, exit_code, run_scenario
 
 from .helpers import fake_profile, fake_target
@@ -113,3 +116,31 @@ def test_reference_stack_two_instances_over_redis_sliding(
         assert profile["limits"]["rate_algorithm"] == "sliding_window"
         result = check(profile, tmp_path / "run", windows=3)
     assert statuses(result) == dict.fromkeys(ALL, "passed"), result.lines()
+
+
+def test_a_flood_ending_in_a_fresh_window_is_refused_again_before_retry_after() -> None:
+    """The flood's last requests use a window its last refusal came before: honouring that
+    stale Retry-After would find the budget spent and fail a correct target (R3 false alarm)."""
+    window, limit = 4, 10
+    sc = RateLimitScenario.model_validate(
+        {"type": "rate_limit", "name": "rl", "contract": ["R3"], "flood_windows": 2}
+    )
+    with fake_target(limiter="fixed", limit=limit, window=window) as ports:
+        profile = fake_profile(ports, rate_limit=limit, rate_window_s=window)
+        check = Check(sc, as_target(profile))
+        # The flood lasts two windows; started 0.6 s into a window (epoch-aligned, as the fake
+        # target's are) it ends 0.6 s into a fresh one, whose first requests are admitted.
+        time.sleep(window - time.time() % window + 0.6)
+        check.flood()
+        last = check.hits["flood"][-1]
+        assert not check.p.is_limited(last), "the flood was meant to end admitted"
+        status, summary, ev = check.verdict("R3")
+    assert (
+        ev["refilled_before_honour"]
+        == limit
+        - sum(1 for h in check.hits["flood"] if int(h.t0 // window) == int(last.t0 // window))
+        + 1
+    )
+    assert check.p.is_limited(check.hits["honour_fill"][-1])
+    assert status == "passed", (summary, ev)
+    assert ev["honour"][0]["status"] == 200

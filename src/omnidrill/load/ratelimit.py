@@ -181,7 +181,8 @@ class Check:
         self.single = not target.forwarded_for
         addresses = [""] * len(names) if self.single else client_addresses(len(names))
         self.client = dict(zip(names, addresses, strict=True))
-        self.hits: dict[str, list[Hit]] = {n: [] for n in [*names, "flood_health", "honour"]}
+        roles = [*names, "flood_health", "honour_fill", "honour"]
+        self.hits: dict[str, list[Hit]] = {n: [] for n in roles}
         self.flood_refused = threading.Event()
         self.notes: dict[str, Any] = {}
 
@@ -203,6 +204,8 @@ class Check:
         span = _paced(rate, duration, step)
         self.notes["flood"] = {"rate_per_s": rate, "span_s": round(span, 3)}
         refused = [h for h in self.hits["flood"] if self.p.is_limited(h)]
+        if self.hits["flood"] and not self.p.is_limited(self.hits["flood"][-1]):
+            refused = self._refill(ip)
         if refused:
             wait = _retry_after_s(refused[-1].retry_after)
             if wait is not None and 1 <= wait <= math.ceil(self.window):
@@ -210,6 +213,17 @@ class Check:
                 time.sleep(max(0.0, refused[-1].t1 + wait - time.time()))
                 self.hits["honour"].append(self.p.send(ip, self.instances[0]))
                 self.notes["honour_wait_s"] = wait
+
+    def _refill(self, ip: str) -> list[Hit]:
+        """The flood ended in a window it had begun to use: its last refusal's Retry-After is
+        stale (requests after it took the new window's budget). Send until refused again, so
+        the Retry-After honoured is the one answered to this client's latest request."""
+        for _ in range(self.limit + 1):
+            hit = self.p.send(ip, self.instances[0])
+            self.hits["honour_fill"].append(hit)
+            if self.p.is_limited(hit):
+                return [hit]
+        return []
 
     def quiet(self) -> None:
         rate = self.s.quiet_share * self.limit / self.window
@@ -487,6 +501,7 @@ class Check:
         honour = self.hits["honour"]
         ev["honour"] = [h.to_json() for h in honour]
         ev["honour_wait_s"] = self.notes.get("honour_wait_s")
+        ev["refilled_before_honour"] = len(self.hits["honour_fill"])
         if not honour:
             return "inconclusive", "the flood's Retry-After could not be honoured", ev
         if honour[0].status == 0:
